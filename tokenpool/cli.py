@@ -1,0 +1,38 @@
+"""The `tokenpool` command: run the operator or the proxy, and admin conveniences."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="tokenpool",
+    help="Kubernetes-native multi-user token pool for Augment and OpenAI-compatible upstreams.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.command("operator")
+def operator_cmd() -> None:
+    """Run the operator: reconcile PoolUser/UpstreamToken/TokenAllocation into routes.
+
+    Settings come from TOKENPOOL_OPERATOR_* environment variables (docs/operator.md).
+    """
+    from tokenpool_operator.main import run
+
+    run()
+
+
+@app.command("proxy")
+def proxy_cmd() -> None:
+    """Run the proxy: the plugin API and the OpenAI-compatible endpoint.
+
+    Settings come from TOKENPOOL_PROXY_* environment variables (docs/proxy.md).
+    """
+    from tokenpool_proxy.main import run
+
+    run()
+
+
+if __name__ == "__main__":
+    app()
