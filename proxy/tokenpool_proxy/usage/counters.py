@@ -1,0 +1,174 @@
+"""In-memory usage counters on the request path: no I/O, just additions.
+
+Every increment lands in a :class:`Delta` of each object it concerns (the PoolUser and, when an
+upstream token served the request, the UpstreamToken), keyed by the UTC date and minute *of the
+increment*, so a delta recorded at 23:59:59 and flushed after midnight still lands on the right
+day. The :class:`UsageBook` keeps three things per object:
+
+* ``pending``: deltas not yet handed to a flush;
+* ``flushing``: deltas a flush is writing right now (still counted by limits until written);
+* ``seen``: the object's ``status.usage`` as of the last read or successful write.
+
+A flush takes ``pending`` into ``flushing``, and either :meth:`UsageBook.commit` s it (the write
+succeeded: ``seen`` becomes the written document, the delta is gone) or
+:meth:`UsageBook.give_back` s it (the write failed: the delta returns to ``pending``). Nothing is
+subtracted before the API server confirmed the write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from tokenpool.contract import KIND_UPSTREAM, KIND_USER
+from tokenpool.status import Counts, Usage, utc_date, utc_minute
+
+ObjectKey = tuple[str, str]  # (kind, name)
+
+
+def user_key(user: str) -> ObjectKey:
+    return (KIND_USER, user)
+
+
+def upstream_key(upstream: str) -> ObjectKey:
+    return (KIND_UPSTREAM, upstream)
+
+
+@dataclass
+class Tally:
+    """Mutable counts: the request path adds to these without building pydantic objects."""
+
+    requests: int = 0
+    successes: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, other: Tally) -> None:
+        self.requests += other.requests
+        self.successes += other.successes
+        self.errors += other.errors
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+
+    def counts(self) -> Counts:
+        return Counts(
+            requests=self.requests,
+            successes=self.successes,
+            errors=self.errors,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+        )
+
+
+@dataclass
+class Delta:
+    """Unflushed increments of one object."""
+
+    total: Tally = field(default_factory=Tally)
+    days: dict[str, Tally] = field(default_factory=dict)
+    # date -> upstream name -> counts; only kept for PoolUsers (today's per-upstream split).
+    upstream_days: dict[str, dict[str, Tally]] = field(default_factory=dict)
+    minutes: dict[str, int] = field(default_factory=dict)
+    last_used_at: datetime | None = None
+
+    def add(self, one: Tally, at: datetime, upstream: str | None = None) -> None:
+        self.total.add(one)
+        self.days.setdefault(utc_date(at), Tally()).add(one)
+        if upstream is not None:
+            self.upstream_days.setdefault(utc_date(at), {}).setdefault(upstream, Tally()).add(one)
+        minute = utc_minute(at)
+        self.minutes[minute] = self.minutes.get(minute, 0) + one.requests
+        if self.last_used_at is None or at > self.last_used_at:
+            self.last_used_at = at
+
+    def absorb(self, other: Delta) -> None:
+        """Fold another delta of the same object into this one (a failed write coming back)."""
+        self.total.add(other.total)
+        for date, tally in other.days.items():
+            self.days.setdefault(date, Tally()).add(tally)
+        for date, ups in other.upstream_days.items():
+            mine = self.upstream_days.setdefault(date, {})
+            for name, tally in ups.items():
+                mine.setdefault(name, Tally()).add(tally)
+        for minute, n in other.minutes.items():
+            self.minutes[minute] = self.minutes.get(minute, 0) + n
+        if other.last_used_at is not None and (
+            self.last_used_at is None or other.last_used_at > self.last_used_at
+        ):
+            self.last_used_at = other.last_used_at
+
+    def requests_on(self, date: str) -> int:
+        tally = self.days.get(date)
+        return tally.requests if tally else 0
+
+
+class UsageBook:
+    """Per-object counters of this replica; see the module docstring for the life of a delta."""
+
+    def __init__(self) -> None:
+        self.pending: dict[ObjectKey, Delta] = {}
+        self.flushing: dict[ObjectKey, Delta] = {}
+        self.seen: dict[ObjectKey, Usage] = {}
+
+    def record(
+        self,
+        user: str,
+        upstream: str | None,
+        success: bool,
+        prompt_tokens: int,
+        completion_tokens: int,
+        at: datetime,
+    ) -> None:
+        one = Tally(
+            requests=1,
+            successes=int(success),
+            errors=int(not success),
+            prompt_tokens=max(0, prompt_tokens),
+            completion_tokens=max(0, completion_tokens),
+        )
+        self.pending.setdefault(user_key(user), Delta()).add(one, at, upstream)
+        if upstream is not None:
+            self.pending.setdefault(upstream_key(upstream), Delta()).add(one, at)
+
+    def take(self) -> dict[ObjectKey, Delta]:
+        """Hand every pending delta to a flush (they stay visible to limits as ``flushing``)."""
+        taken, self.pending = self.pending, {}
+        for key, delta in taken.items():
+            self.flushing.setdefault(key, Delta()).absorb(delta)
+        return taken
+
+    def commit(self, key: ObjectKey, written: Usage) -> None:
+        """The delta of ``key`` is in the API server now, inside ``written``."""
+        self.flushing.pop(key, None)
+        self.seen[key] = written
+
+    def give_back(self, key: ObjectKey) -> None:
+        """The write of ``key`` failed: its delta counts as pending again."""
+        delta = self.flushing.pop(key, None)
+        if delta is not None:
+            self.pending.setdefault(key, Delta()).absorb(delta)
+
+    def drop(self, key: ObjectKey) -> None:
+        """The object is gone (deleted): nothing left to write its counts into."""
+        self.flushing.pop(key, None)
+        self.seen.pop(key, None)
+
+    def observe(self, key: ObjectKey, usage: Usage) -> None:
+        """Adopt the usage another replica (or an earlier run) wrote, read from the API server.
+
+        Only for objects with nothing in flight: a flush in progress owns ``seen`` until it ends.
+        """
+        if key not in self.flushing:
+            self.seen[key] = usage
+
+    def unflushed(self, key: ObjectKey) -> Delta:
+        """Pending plus flushing: everything this replica counted that ``seen`` does not hold."""
+        out = Delta()
+        for part in (self.pending.get(key), self.flushing.get(key)):
+            if part is not None:
+                out.absorb(part)
+        return out
+
+    def dirty(self) -> bool:
+        return bool(self.pending)

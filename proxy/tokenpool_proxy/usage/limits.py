@@ -1,0 +1,93 @@
+"""Per-user request limits (``PoolUser.spec.limits``, compiled into the user's route).
+
+A request is admitted when, for the current UTC day and minute,
+
+    global count as of the last read/flush  +  this replica's unflushed count  +  admitted in-flight
+
+is below the limit. With N replicas each one sees the others' traffic only as of their last flush,
+so a limit can be overshot by at most the requests the *other* replicas admitted within one flush
+interval (bounded by ``(N-1) x`` their rate x interval, and never more than ``(N-1) x limit`` per
+window). ``maxConcurrentRequests`` is enforced per replica (in-flight requests are not written to
+the API server), so the cluster-wide ceiling is ``N x`` the limit. See docs/usage.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tokenpool.contract import Limits
+from tokenpool.status import utc_date, utc_minute
+
+from .counters import UsageBook, user_key
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a request is over quota: becomes a 429 with Retry-After and an OpenAI-shaped error."""
+
+    limit: str  # the spec field name: requestsPerDay | requestsPerMinute | maxConcurrentRequests
+    value: int
+    retry_after_s: int
+
+    @property
+    def message(self) -> str:
+        return f"Usage limit exceeded: {self.limit}={self.value}. Retry after {self.retry_after_s}s."
+
+    def openai_error(self) -> dict[str, dict[str, str]]:
+        return {"error": {"message": self.message, "type": "rate_limit_exceeded", "code": self.limit}}
+
+
+def _seconds_until(now: datetime, boundary: datetime) -> int:
+    return max(1, math.ceil((boundary - now).total_seconds()))
+
+
+class Limiter:
+    """Admission against the limits; :meth:`release` must follow every admitted request."""
+
+    def __init__(self, book: UsageBook) -> None:
+        self._book = book
+        self.in_flight: dict[str, int] = {}
+
+    def used_today(self, user: str, now: datetime) -> int:
+        key = user_key(user)
+        seen = self._book.seen.get(key)
+        date = utc_date(now)
+        base = seen.day(date).requests if seen else 0
+        return base + self._book.unflushed(key).requests_on(date)
+
+    def used_this_minute(self, user: str, now: datetime) -> int:
+        key = user_key(user)
+        seen = self._book.seen.get(key)
+        minute = utc_minute(now)
+        base = seen.minute.requests if seen and seen.minute and seen.minute.start == minute else 0
+        return base + self._book.unflushed(key).minutes.get(minute, 0)
+
+    def check(self, user: str, limits: Limits, now: datetime) -> Rejection | None:
+        """The first limit the next request would exceed, or None (pure: admits nothing)."""
+        running = self.in_flight.get(user, 0)
+        if limits.max_concurrent_requests and running >= limits.max_concurrent_requests:
+            return Rejection("maxConcurrentRequests", limits.max_concurrent_requests, 1)
+        per_minute, per_day = limits.requests_per_minute, limits.requests_per_day
+        if per_minute and self.used_this_minute(user, now) + running >= per_minute:
+            boundary = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+            return Rejection("requestsPerMinute", per_minute, _seconds_until(now, boundary))
+        if per_day and self.used_today(user, now) + running >= per_day:
+            boundary = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+            return Rejection("requestsPerDay", per_day, _seconds_until(now, boundary))
+        return None
+
+    def admit(self, user: str, limits: Limits, now: datetime) -> Rejection | None:
+        """Check and, when admitted, count the request as in flight until :meth:`release`."""
+        rejection = self.check(user, limits, now)
+        if rejection is None:
+            self.in_flight[user] = self.in_flight.get(user, 0) + 1
+        return rejection
+
+    def release(self, user: str) -> None:
+        left = self.in_flight.get(user, 0) - 1
+        if left > 0:
+            self.in_flight[user] = left
+        else:
+            self.in_flight.pop(user, None)

@@ -1,0 +1,128 @@
+"""The status documents the proxy writes: ``status.usage`` and ``status.health``.
+
+The proxy writes these two fields, and only these, through the ``/status`` subresource of
+PoolUser and UpstreamToken; the operator owns ``conditions``, ``observedGeneration`` and the rest.
+The operator reads ``status.health`` to set the ``Healthy`` condition of an UpstreamToken, and the
+CRDs must declare these shapes (or mark the two fields ``x-kubernetes-preserve-unknown-fields``)
+or the API server prunes them silently. Defined once here so the operator, the proxy, the CRD
+schema and the tests agree.
+
+Shapes (camelCase on the wire)::
+
+    usage:
+      total:  {requests, successes, errors, promptTokens, completionTokens}
+      today:  {date: "YYYY-MM-DD", requests, successes, errors, promptTokens, completionTokens}
+      minute: {start: "YYYY-MM-DDTHH:MMZ", requests}        # fixed window for requestsPerMinute
+      lastUsedAt: RFC 3339 UTC
+      daily: [{date, requests, ...}]                        # oldest first, at most 31 days
+      todayByUpstream: [{name, requests, ...}]              # PoolUser only: today's split
+    health:
+      state: Healthy | CoolingDown | Unhealthy
+      reason: CamelCase category (Unauthorized, Suspended, OutOfCredits, RateLimited, ...)
+      lastError: the same kind of category, never an upstream body
+      lastErrorAt, cooldownUntil: RFC 3339 UTC
+      consecutiveFailures: int
+
+``today`` and ``todayByUpstream`` belong to ``today.date``: a reader on a later UTC day treats
+them as zero (nothing was written since midnight).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+HISTORY_DAYS = 31
+
+HealthState = Literal["Healthy", "CoolingDown", "Unhealthy"]
+
+# Error categories: the only thing about an upstream failure that leaves the proxy.
+# Unhealthy ones stop traffic until cleared; the others cool the token down.
+UNHEALTHY_CATEGORIES = frozenset({"Unauthorized", "Suspended", "OutOfCredits"})
+COOLDOWN_CATEGORIES = frozenset({"RateLimited", "Blocked", "ServerError", "ConnectError", "Timeout"})
+ERROR_CATEGORIES = UNHEALTHY_CATEGORIES | COOLDOWN_CATEGORIES | {"ClientError", "Other"}
+
+
+class _Status(BaseModel):
+    # camelCase on the wire through the generator, not per-field aliases: keeps snake_case
+    # constructor arguments type-checkable.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, alias_generator=to_camel)
+
+
+class Counts(_Status):
+    requests: int = Field(default=0, ge=0)
+    successes: int = Field(default=0, ge=0)
+    errors: int = Field(default=0, ge=0)
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+
+    def plus(self, other: Counts) -> Counts:
+        return Counts(
+            requests=self.requests + other.requests,
+            successes=self.successes + other.successes,
+            errors=self.errors + other.errors,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+        )
+
+
+class DayUsage(Counts):
+    date: str  # YYYY-MM-DD, UTC
+
+
+class UpstreamUsage(Counts):
+    name: str
+
+
+class MinuteUsage(_Status):
+    start: str  # YYYY-MM-DDTHH:MMZ, UTC
+    requests: int = Field(default=0, ge=0)
+
+
+class Usage(_Status):
+    total: Counts = Counts()
+    today: DayUsage | None = None
+    minute: MinuteUsage | None = None
+    last_used_at: str | None = None
+    daily: list[DayUsage] = []
+    today_by_upstream: list[UpstreamUsage] | None = None
+
+    def day(self, date: str) -> Counts:
+        """Counts of one UTC day (zero when the history does not hold it)."""
+        for d in self.daily:
+            if d.date == date:
+                return Counts.model_validate(d.model_dump())
+        return Counts()
+
+
+class Health(_Status):
+    state: HealthState = "Healthy"
+    reason: str = ""
+    last_error: str = ""
+    last_error_at: str | None = None
+    cooldown_until: str | None = None
+    consecutive_failures: int = Field(default=0, ge=0)
+
+
+def utc_date(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def utc_minute(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def rfc3339(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def to_wire(doc: BaseModel) -> dict[str, object]:
+    """The JSON a status patch carries: camelCase, no nulls (a null would delete the key)."""
+    return doc.model_dump(by_alias=True, mode="json", exclude_none=True)
