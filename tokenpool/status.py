@@ -18,8 +18,9 @@ Shapes (camelCase on the wire)::
       todayByUpstream: [{name, requests, ...}]              # PoolUser only: today's split
     health:
       state: Healthy | CoolingDown | Unhealthy
-      reason: CamelCase category (Unauthorized, Suspended, OutOfCredits, RateLimited, ...)
-      lastError: the same kind of category, never an upstream body
+      reason: CamelCase category (Unauthorized, Suspended, OutOfCredits, RateLimited, Blocked,
+              UpstreamError, ...: the balancer's failure reasons)
+      lastError: the category of the latest failure, never an upstream body (it may echo secrets)
       lastErrorAt, cooldownUntil: RFC 3339 UTC
       consecutiveFailures: int
 
@@ -38,12 +39,6 @@ from pydantic.alias_generators import to_camel
 HISTORY_DAYS = 31
 
 HealthState = Literal["Healthy", "CoolingDown", "Unhealthy"]
-
-# Error categories: the only thing about an upstream failure that leaves the proxy.
-# Unhealthy ones stop traffic until cleared; the others cool the token down.
-UNHEALTHY_CATEGORIES = frozenset({"Unauthorized", "Suspended", "OutOfCredits"})
-COOLDOWN_CATEGORIES = frozenset({"RateLimited", "Blocked", "ServerError", "ConnectError", "Timeout"})
-ERROR_CATEGORIES = UNHEALTHY_CATEGORIES | COOLDOWN_CATEGORIES | {"ClientError", "Other"}
 
 
 class _Status(BaseModel):

@@ -1,68 +1,69 @@
-"""Health book: failures to status documents, stickiness, read-back and the merge rule."""
+"""Health sync: balancer verdicts to status documents (categories only), news detection, and
+other replicas' verdicts applied back to the balancer."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tokenpool_proxy.usage.health import HealthBook, merge_health
+from tokenpool_proxy.health import HealthBook
+from tokenpool_proxy.usage.health import HealthSync, merge_health, same
 
-from tokenpool.status import Health
-
-T = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
-
-
-def test_transient_failure_cools_down_then_expires_by_time() -> None:
-    book = HealthBook()
-    doc = book.report_failure("tok", "RateLimited", T, cooldown_until=T + timedelta(seconds=30))
-    assert (doc.state, doc.reason, doc.cooldown_until, doc.consecutive_failures) == (
-        "CoolingDown",
-        "RateLimited",
-        "2026-11-25T12:00:30Z",
-        1,
-    )
-    assert not book.available("tok", T + timedelta(seconds=29))
-    assert book.available("tok", T + timedelta(seconds=30))
-    assert book.take() == {"tok": doc} and book.take() == {}
+from tokenpool.status import Health, rfc3339
 
 
-def test_unauthorized_is_unhealthy_and_sticky() -> None:
-    book = HealthBook()
-    book.report_failure("tok", "Unauthorized", T)
-    book.report_success("tok")
-    doc = book.report_failure("tok", "Timeout", T, cooldown_until=T + timedelta(seconds=5))
+def test_unhealthy_verdict_is_news_once_and_carries_only_the_category() -> None:
+    balancer = HealthBook()
+    sync = HealthSync(balancer)
+    assert sync.news() == {}
+    balancer.unhealthy("tok", "Unauthorized")
+    news = sync.news()
+    doc = news["tok"]
     assert (doc.state, doc.reason, doc.last_error, doc.consecutive_failures) == (
         "Unhealthy",
         "Unauthorized",
-        "Timeout",
-        2,
+        "Unauthorized",
+        1,
     )
-    assert not book.available("tok", T + timedelta(days=1))
+    sync.written("tok", doc)
+    assert sync.news() == {}
 
 
-def test_success_resets_failures_and_marks_dirty_only_on_change() -> None:
-    book = HealthBook()
-    book.report_success("tok")
-    assert book.take() == {}
-    book.report_failure("tok", "ServerError", T, cooldown_until=T + timedelta(seconds=1))
-    book.take()
-    book.report_success("tok")
-    taken = book.take()
-    assert taken["tok"].state == "Healthy" and taken["tok"].consecutive_failures == 0
-    assert taken["tok"].last_error == "ServerError"
+def test_cooldown_has_a_wall_clock_end_and_jitter_is_not_news() -> None:
+    balancer = HealthBook()
+    sync = HealthSync(balancer)
+    balancer.cooldown("tok", "RateLimited", seconds=30)
+    doc = sync.news()["tok"]
+    assert doc.state == "CoolingDown" and doc.reason == "RateLimited" and doc.cooldown_until
+    end = datetime.fromisoformat(doc.cooldown_until.replace("Z", "+00:00"))
+    assert abs((end - datetime.now(UTC)).total_seconds() - 30) < 3
+    sync.written("tok", doc)
+    assert sync.news() == {}
 
 
-def test_read_back_adopts_other_replicas_and_admin_clears() -> None:
-    book = HealthBook()
-    book.observe("tok", Health(state="Unhealthy", reason="Suspended"))
-    assert not book.available("tok", T)
-    book.observe("tok", None)  # an admin removed status.health
-    assert book.available("tok", T)
-    book.report_failure("tok", "Unauthorized", T)
-    book.observe("tok", None)  # unwritten news wins over the stale read
-    assert not book.available("tok", T)
+def test_other_replicas_verdicts_reach_the_balancer_and_admin_clear_forgets() -> None:
+    balancer = HealthBook()
+    sync = HealthSync(balancer)
+    now = datetime.now(UTC)
+    sync.observe({"bad": Health(state="Unhealthy", reason="Suspended"), "ok": None}, now)
+    assert balancer.get("bad").unhealthy_reason == "Suspended"
+    assert sync.news() == {}  # adopted, not news to write back
+    until = rfc3339(now + timedelta(seconds=60))
+    sync.observe({"slow": Health(state="CoolingDown", reason="Blocked", cooldown_until=until)}, now)
+    assert balancer.get("slow").cooling(balancer.clock())
+    sync.observe({"bad": None}, now)  # an admin removed status.health
+    assert balancer.get("bad").unhealthy_reason is None
 
 
-def test_merge_never_downgrades_unhealthy() -> None:
+def test_unwritten_local_news_survives_a_stale_read() -> None:
+    balancer = HealthBook()
+    sync = HealthSync(balancer)
+    balancer.unhealthy("tok", "OutOfCredits")
+    sync.observe({"tok": None}, datetime.now(UTC))
+    assert balancer.get("tok").unhealthy_reason == "OutOfCredits"
+    assert sync.news()["tok"].state == "Unhealthy"
+
+
+def test_merge_never_downgrades_unhealthy_and_same_ignores_jitter() -> None:
     current = Health(state="Unhealthy", reason="OutOfCredits", consecutive_failures=4)
     local = Health(state="CoolingDown", reason="Timeout", last_error="Timeout", consecutive_failures=1)
     merged = merge_health(current, local)
@@ -73,3 +74,6 @@ def test_merge_never_downgrades_unhealthy() -> None:
         4,
     )
     assert merge_health(Health(), local) == local
+    a = Health(state="CoolingDown", reason="R", cooldown_until="2026-11-25T12:00:00Z")
+    assert same(a, a.model_copy(update={"cooldown_until": "2026-11-25T12:00:01Z"}))
+    assert not same(a, a.model_copy(update={"cooldown_until": "2026-11-25T12:00:09Z"}))

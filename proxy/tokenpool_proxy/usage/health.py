@@ -1,99 +1,80 @@
-"""What the balancer learns about upstream tokens, shared through ``UpstreamToken.status.health``.
+"""Sharing what the balancer learns about upstream tokens through ``UpstreamToken.status.health``.
 
-The balancer reports failures (an error *category*, never an upstream body: bodies can echo
-credentials) and successes; this book turns them into a :class:`~tokenpool.status.Health`
-document per token, marks it dirty when it changed, and the flusher writes dirty ones (at most
-once per interval). In the other direction the flusher feeds every token's ``status.health`` read
-from the API server into :meth:`HealthBook.observe`, so a replica stops using a token another
-replica found broken within one flush interval, and an admin who clears ``status.health`` clears
-it everywhere.
+The balancer's :class:`tokenpool_proxy.health.HealthBook` is the live truth of this replica. Once
+per flush :class:`HealthSync` turns its ``snapshot()`` into :class:`~tokenpool.status.Health`
+documents and reports the tokens whose verdict changed *here* since the last flush ("news");
+the flusher writes those. In the other direction it applies what other replicas wrote (read from
+the API server on every flush) to the balancer, so a replica stops using a token another one
+found broken within one flush interval, and an admin who clears ``status.health`` clears it
+everywhere.
+
+Only error *categories* leave the proxy (the balancer's CamelCase reasons: ``Unauthorized``,
+``RateLimited``...), never the upstream's message: bodies can echo credentials.
 
 ``Unhealthy`` is sticky: a replica never writes a token back to healthy by itself (no traffic
-reaches an unhealthy token, so there is nothing to learn); an admin or the operator's re-check
-clears it. Cool-downs expire by time: a reader treats ``CoolingDown`` with ``cooldownUntil`` in the
-past as healthy.
+reaches it, so there is nothing to learn); an admin or the operator's re-check clears it.
+Cool-downs expire by time: a reader treats ``cooldownUntil`` in the past as healthy.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
-from tokenpool.status import UNHEALTHY_CATEGORIES, Health, parse_rfc3339, rfc3339
+from tokenpool.status import Health, HealthState, parse_rfc3339, rfc3339
+
+# Cool-down ends computed from monotonic clocks jitter by milliseconds between snapshots.
+_SAME_INSTANT_S = 2.0
 
 
-class HealthBook:
-    def __init__(self) -> None:
-        self.docs: dict[str, Health] = {}
-        self.dirty: set[str] = set()
+class BalancerHealth(Protocol):
+    """The part of the balancer's health book the sync uses."""
 
-    def _set(self, name: str, doc: Health) -> None:
-        if self.docs.get(name, Health()) != doc:
-            self.dirty.add(name)
-        self.docs[name] = doc
+    def snapshot(self) -> dict[str, dict[str, Any]]: ...
 
-    def report_failure(
-        self, name: str, category: str, at: datetime, cooldown_until: datetime | None = None
-    ) -> Health:
-        """One failed attempt on ``name``; ``category`` from tokenpool.status ERROR_CATEGORIES."""
-        old = self.docs.get(name, Health())
-        failures = old.consecutive_failures + 1
-        if category in UNHEALTHY_CATEGORIES or old.state == "Unhealthy":
-            state, reason, until = "Unhealthy", old.reason if old.state == "Unhealthy" else category, None
-        elif cooldown_until is not None and cooldown_until > at:
-            state, reason, until = "CoolingDown", category, rfc3339(cooldown_until)
-        else:
-            state, reason, until = old.state, old.reason, old.cooldown_until
-        doc = Health(
-            state=state,
-            reason=reason,
-            last_error=category,
-            last_error_at=rfc3339(at),
-            cooldown_until=until,
-            consecutive_failures=failures,
-        )
-        self._set(name, doc)
-        return doc
+    def unhealthy(self, name: str, reason: str) -> None: ...
 
-    def report_success(self, name: str) -> None:
-        old = self.docs.get(name)
-        if old is None or old.state == "Unhealthy":
-            return
-        if old.consecutive_failures or old.state != "Healthy":
-            self._set(name, Health(last_error=old.last_error, last_error_at=old.last_error_at))
+    def cooldown(self, name: str, reason: str, seconds: float | None = None) -> float: ...
 
-    def observe(self, name: str, status_health: Health | None) -> None:
-        """Adopt what the API server holds, unless this replica has news not yet written."""
-        if name not in self.dirty:
-            self.docs[name] = status_health or Health()
+    def forget(self, name: str) -> None: ...
 
-    def forget(self, name: str) -> None:
-        self.docs.pop(name, None)
-        self.dirty.discard(name)
 
-    def available(self, name: str, now: datetime) -> bool:
-        """May the balancer send traffic to ``name`` as far as shared health knows?"""
-        doc = self.docs.get(name)
-        if doc is None or doc.state == "Healthy":
-            return True
-        if doc.state == "Unhealthy":
-            return False
-        return doc.cooldown_until is None or parse_rfc3339(doc.cooldown_until) <= now
+def doc_from_snapshot(entry: dict[str, Any], previous: Health | None) -> Health:
+    """One token of the balancer's snapshot as a status document (categories only)."""
+    state: HealthState = "Healthy"
+    reason = ""
+    until = None
+    if entry.get("unhealthyReason"):
+        state, reason = "Unhealthy", entry["unhealthyReason"]
+    elif entry.get("cooldownUntil"):
+        state, reason = "CoolingDown", entry.get("cooldownReason") or "CoolingDown"
+        until = rfc3339(datetime.fromtimestamp(entry["cooldownUntil"], UTC))
+    last_error = reason or (previous.last_error if previous else "")
+    return Health(
+        state=state,
+        reason=reason,
+        last_error=last_error,
+        cooldown_until=until,
+        consecutive_failures=int(entry.get("consecutiveFailures") or 0),
+    )
 
-    def take(self) -> dict[str, Health]:
-        taken = {name: self.docs[name] for name in self.dirty if name in self.docs}
-        self.dirty = set()
-        return taken
 
-    def give_back(self, name: str, doc: Health) -> None:
-        """The write failed: keep the news dirty unless a newer report replaced it meanwhile."""
-        if name not in self.dirty:
-            self.docs.setdefault(name, doc)
-            self.dirty.add(name)
+def same(a: Health | None, b: Health | None) -> bool:
+    """Equal verdicts, ignoring clock jitter in ``cooldownUntil``."""
+    a, b = a or Health(), b or Health()
+    if (a.state, a.reason, a.consecutive_failures) != (b.state, b.reason, b.consecutive_failures):
+        return False
+    if (a.cooldown_until is None) != (b.cooldown_until is None):
+        return False
+    if a.cooldown_until is None or b.cooldown_until is None:
+        return True
+    delta = parse_rfc3339(a.cooldown_until) - parse_rfc3339(b.cooldown_until)
+    return abs(delta.total_seconds()) <= _SAME_INSTANT_S
 
 
 def merge_health(current: Health | None, local: Health) -> Health:
     """What a replica writes over ``current`` (read just before): its own news, except that it
-    never downgrades a token another replica marked ``Unhealthy`` to cooling down."""
+    never downgrades a token another replica marked ``Unhealthy``."""
     if current is not None and current.state == "Unhealthy" and local.state != "Unhealthy":
         return local.model_copy(
             update={
@@ -104,3 +85,49 @@ def merge_health(current: Health | None, local: Health) -> Health:
             }
         )
     return local
+
+
+class HealthSync:
+    def __init__(self, balancer: BalancerHealth) -> None:
+        self._balancer = balancer
+        self._known: dict[str, Health] = {}  # this replica's verdicts as of the last flush
+
+    def current(self) -> dict[str, Health]:
+        snap = self._balancer.snapshot()
+        return {name: doc_from_snapshot(entry, self._known.get(name)) for name, entry in snap.items()}
+
+    def news(self) -> dict[str, Health]:
+        """Tokens whose local verdict changed since the last flush, with the new document."""
+        out = {}
+        for name, doc in self.current().items():
+            if not same(doc, self._known.get(name)):
+                out[name] = doc.model_copy(update={"last_error_at": rfc3339(datetime.now(UTC))})
+        return out
+
+    def written(self, name: str, doc: Health) -> None:
+        """``doc`` is in the API server now."""
+        self._known[name] = doc
+
+    def observe(self, remote: dict[str, Health | None], now: datetime) -> None:
+        """Apply the ``status.health`` of every token (None: never written or cleared) to the
+        balancer, then remember the resulting verdicts as known (no news)."""
+        local = self.current()
+        for name, doc in remote.items():
+            mine = local.get(name)
+            if doc is None or doc.state == "Healthy":
+                if mine is not None and mine.state == "Unhealthy" and name in self._known:
+                    self._balancer.forget(name)  # written before, cleared since: by an admin
+                continue
+            if doc.state == "Unhealthy" and (mine is None or mine.state != "Unhealthy"):
+                self._balancer.unhealthy(name, doc.reason)
+            elif doc.state == "CoolingDown" and doc.cooldown_until:
+                remaining = (parse_rfc3339(doc.cooldown_until) - now).total_seconds()
+                mine_until = mine.cooldown_until if mine is not None else None
+                later = mine_until is None or parse_rfc3339(mine_until) < parse_rfc3339(doc.cooldown_until)
+                if remaining > _SAME_INSTANT_S and later and (mine is None or mine.state == "Healthy"):
+                    self._balancer.cooldown(name, doc.reason, seconds=remaining)
+        after = self.current()
+        for name, doc in after.items():
+            # A verdict that changed during the flush's I/O stays news for the next flush.
+            if same(local.get(name), self._known.get(name)):
+                self._known[name] = doc
