@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from tokenpool.admin_cli import register as register_admin_commands
+
 app = typer.Typer(
     name="tokenpool",
     help="Kubernetes-native multi-user token pool for Augment and OpenAI-compatible upstreams.",
@@ -33,6 +35,8 @@ def proxy_cmd() -> None:
 
     run()
 
+
+register_admin_commands(app)
 
 if __name__ == "__main__":
     app()

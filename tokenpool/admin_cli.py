@@ -1,0 +1,237 @@
+"""Admin commands of `tokenpool`: users, tokens, allocations, migration from the D1 system.
+
+Each command is a thin shell over :mod:`tokenpool.admin_ops` (Kubernetes API only); docs/cli.md
+lists the plain-kubectl equivalent of each. Results go to stdout (a created user's token alone,
+so scripts can capture it), explanations to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+if TYPE_CHECKING:
+    from tokenpool.kubeclient import Target
+
+T = TypeVar("T")
+users_app = typer.Typer(help="Create users, show or rotate their personal tokens, list them with usage.")
+tokens_app = typer.Typer(help="Upstream tokens in the pool.")
+
+Kubeconfig = Annotated[
+    str | None, typer.Option("--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file (like kubectl).")
+]
+Context = Annotated[
+    str | None, typer.Option("--context", help="Kubeconfig context (default: the current one).")
+]
+Namespace = Annotated[
+    str | None,
+    typer.Option(
+        "--namespace",
+        "-n",
+        envvar="TOKENPOOL_NAMESPACE",
+        help="Namespace (default: the context's, else 'default').",
+    ),
+]
+WaitTimeout = Annotated[
+    float, typer.Option("--timeout", help="Seconds to wait for the operator to write the personal token.")
+]
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _target(kubeconfig: str | None, context: str | None, namespace: str | None) -> Target:
+    from tokenpool.kubeclient import TargetError, connect
+
+    try:
+        return connect(kubeconfig, context, namespace)
+    except TargetError as exc:
+        _fail(str(exc))
+
+
+def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call an admin operation; its errors (and unreachable API servers) become one clear line."""
+    from urllib3.exceptions import HTTPError
+
+    from tokenpool.admin_ops import AdminError
+
+    try:
+        return fn(*args, **kwargs)
+    except AdminError as exc:
+        _fail(str(exc))
+    except HTTPError as exc:
+        _fail(f"cannot reach the Kubernetes API server: {exc}")
+
+
+@users_app.command("create")
+def users_create(
+    name: Annotated[str, typer.Argument(help="PoolUser name (DNS-1123: lowercase letters, digits, '-').")],
+    email: Annotated[str, typer.Option(help="Contact e-mail, shown to the plugin.")] = "",
+    role: Annotated[str, typer.Option(help="User or Admin.")] = "User",
+    quota: Annotated[
+        int | None, typer.Option(help="How many upstream tokens may be allocated (default: operator's).")
+    ] = None,
+    display_name: Annotated[str, typer.Option(help="Human name (default: NAME).")] = "",
+    timeout: WaitTimeout = 30.0,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Create a PoolUser, wait for the operator to generate its personal token, print the token once.
+
+    Only the token goes to stdout: `TOKEN=$(tokenpool users create alice)`.
+    """
+    from tokenpool import admin_ops
+
+    if role not in ("User", "Admin"):
+        _fail(f"--role must be User or Admin, not {role!r}", code=2)
+    target = _target(kubeconfig, context, namespace)
+    _run(admin_ops.create_user, target, name, email=email, role=role, quota=quota, display_name=display_name)
+    typer.echo(f"created PoolUser {target.namespace}/{name}; waiting for its personal token ...", err=True)
+    token = _run(admin_ops.wait_personal_token, target, name, timeout)
+    typer.echo(token)
+    typer.echo("Give this personal token to the user; `tokenpool users token NAME` shows it again.", err=True)
+
+
+@users_app.command("token")
+def users_token(
+    name: Annotated[str, typer.Argument(help="PoolUser name.")],
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Print a user's current personal token (read from its Secret)."""
+    from tokenpool import admin_ops
+
+    target = _target(kubeconfig, context, namespace)
+    token = _run(admin_ops.personal_token, target, name)
+    if not token:
+        _fail(f"{name!r} has no personal token yet: the operator has not generated it (is it running?)")
+    typer.echo(token)
+
+
+@users_app.command("rotate")
+def users_rotate(
+    name: Annotated[str, typer.Argument(help="PoolUser name.")],
+    timeout: WaitTimeout = 30.0,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Replace a user's personal token with a new one and print it; the old one stops working."""
+    from tokenpool import admin_ops
+
+    target = _target(kubeconfig, context, namespace)
+    old = _run(admin_ops.rotate, target, name)
+    typer.echo(f"asked the operator to rotate the personal token of {name}; waiting ...", err=True)
+    typer.echo(_run(admin_ops.wait_personal_token, target, name, timeout, previous=old))
+
+
+@users_app.command("list")
+def users_list(kubeconfig: Kubeconfig = None, context: Context = None, namespace: Namespace = None) -> None:
+    """List users with their quota, allocated tokens, readiness and usage (today and total)."""
+    from tokenpool import admin_ops
+
+    target = _target(kubeconfig, context, namespace)
+    rows = _run(admin_ops.user_rows, target)
+    typer.echo(admin_ops.table(rows) if rows else f"No PoolUsers in namespace {target.namespace}.")
+
+
+@tokens_app.command("list")
+def tokens_list(kubeconfig: Kubeconfig = None, context: Context = None, namespace: Namespace = None) -> None:
+    """List upstream tokens with readiness, health, allocation count and usage."""
+    from tokenpool import admin_ops
+
+    target = _target(kubeconfig, context, namespace)
+    rows = _run(admin_ops.token_rows, target)
+    typer.echo(admin_ops.table(rows) if rows else f"No UpstreamTokens in namespace {target.namespace}.")
+
+
+def _parse_selector(selector: str) -> dict[str, str]:
+    pairs = {}
+    for part in filter(None, (p.strip() for p in selector.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            _fail(f"--selector takes key=value[,key=value], got {part!r}", code=2)
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def allocate(
+    user: Annotated[str, typer.Argument(help="PoolUser name.")],
+    tokens: Annotated[str | None, typer.Option(help="Comma-separated UpstreamToken names.")] = None,
+    selector: Annotated[
+        str | None, typer.Option(help="Label selector key=value[,key=value]; the operator picks tokens.")
+    ] = None,
+    count: Annotated[int | None, typer.Option(min=1, help="With --selector: how many tokens.")] = None,
+    priority: Annotated[int, typer.Option(min=0, help="Lower is preferred.")] = 1,
+    name: Annotated[str | None, typer.Option(help="Allocation name (default: USER-<timestamp>).")] = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Grant upstream tokens to a user: by name (--tokens a,b) or by selector (--selector k=v --count N)."""
+    from tokenpool import admin_ops
+
+    names = [t.strip() for t in tokens.split(",") if t.strip()] if tokens else None
+    labels = _parse_selector(selector) if selector else None
+    if bool(names) == bool(labels):
+        _fail("give either --tokens or --selector (with --count)", code=2)
+    target = _target(kubeconfig, context, namespace)
+    obj = _run(admin_ops.allocate, target, user, names, labels, count, priority, name)
+    typer.echo(f"tokenallocation.tokenpool.io/{obj['metadata']['name']} created")
+
+
+def migrate(
+    dump: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="SQL file from `wrangler d1 export`.")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the manifests here (mode 0600) instead of stdout."),
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Set metadata.namespace.")
+    ] = None,
+) -> None:
+    """Convert a D1 export of the original Cloudflare Worker system into tokenpool manifests.
+
+    Users keep their personal tokens, tokens become UpstreamTokens with credential Secrets,
+    allocations keep their priority. Review, then `kubectl apply -f` the output.
+    """
+    import yaml
+
+    from tokenpool.migrate import MigrationError
+    from tokenpool.migrate import migrate as convert
+
+    try:
+        result = convert(dump.read_text(encoding="utf-8"), namespace)
+    except (MigrationError, UnicodeDecodeError) as exc:
+        _fail(str(exc), code=2)
+    text = yaml.safe_dump_all(result.manifests, allow_unicode=True, sort_keys=False)
+    for warning in result.warnings:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
+    summary = f"{len(result.users)} users, {len(result.tokens)} tokens, {len(result.manifests)} manifests"
+    if output is None:
+        typer.echo(text, nl=False)
+        typer.echo(f"migrated {summary}", err=True)
+        return
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(output, 0o600)  # also when the file existed with wider permissions
+    typer.echo(f"migrated {summary} -> {output} (contains credentials: keep it private)", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the admin commands to the top-level `tokenpool` app."""
+    app.add_typer(users_app, name="users")
+    app.add_typer(tokens_app, name="tokens")
+    app.command("allocate")(allocate)
+    app.command("migrate")(migrate)

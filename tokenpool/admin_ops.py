@@ -1,0 +1,272 @@
+"""Admin operations on the custom resources, through the Kubernetes API only.
+
+Everything here is also doable with kubectl (docs/cli.md shows how): these functions only save
+typing and wait for the operator where a person would otherwise poll. No state outside the API.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from kubernetes.client.exceptions import ApiException
+
+from tokenpool import contract
+from tokenpool.kubeclient import Target
+from tokenpool.status import Counts, Usage, utc_date
+
+# Setting this annotation to a new value asks the operator to generate a new personal token.
+ANNOTATION_ROTATE = "tokenpool.io/rotate-personal-token"
+
+
+class AdminError(RuntimeError):
+    """An operation that cannot be done, with a message for the person at the terminal."""
+
+
+def _explain(exc: ApiException, what: str) -> AdminError:
+    if exc.status == 404:
+        return AdminError(f"{what} not found (are the CRDs installed, and is this the right namespace?)")
+    if exc.status == 409:
+        return AdminError(f"{what} already exists")
+    if exc.status == 403:
+        return AdminError(f"not allowed to access {what}: check your RBAC permissions")
+    if exc.status == 422:
+        return AdminError(f"{what} was rejected by the API server: {_reason(exc)}")
+    return AdminError(f"{what}: API error {exc.status} {exc.reason}")
+
+
+def _reason(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message", exc.reason))
+    except ValueError:
+        return str(exc.reason)
+
+
+def _get(target: Target, plural: str, name: str) -> dict[str, Any]:
+    try:
+        obj = cast(
+            dict[str, Any],
+            target.custom.get_namespaced_custom_object(
+                contract.GROUP, contract.VERSION, target.namespace, plural, name
+            ),
+        )
+    except ApiException as exc:
+        raise _explain(exc, f"{plural} {target.namespace}/{name}") from exc
+    return obj
+
+
+def _create(target: Target, plural: str, kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    body = {
+        "apiVersion": contract.API_VERSION,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": target.namespace},
+        "spec": spec,
+    }
+    try:
+        obj = cast(
+            dict[str, Any],
+            target.custom.create_namespaced_custom_object(
+                contract.GROUP, contract.VERSION, target.namespace, plural, body
+            ),
+        )
+    except ApiException as exc:
+        raise _explain(exc, f"{kind} {target.namespace}/{name}") from exc
+    return obj
+
+
+def create_user(
+    target: Target,
+    name: str,
+    email: str = "",
+    role: str = "User",
+    quota: int | None = None,
+    display_name: str = "",
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"role": role, "displayName": display_name or name}
+    if email:
+        spec["email"] = email
+    if quota is not None:
+        spec["tokenQuota"] = quota
+    return _create(target, contract.PLURAL_USER, contract.KIND_USER, name, spec)
+
+
+def _secret_ref(user: dict[str, Any]) -> tuple[str, str]:
+    """Where the user's personal token is: what the operator reports, else what it will use."""
+    name = user["metadata"]["name"]
+    status_name = (user.get("status") or {}).get("personalTokenSecretName")
+    if status_name:
+        return str(status_name), contract.PERSONAL_TOKEN_KEY
+    ref = (user.get("spec") or {}).get("personalTokenSecretRef")
+    if ref:
+        return str(ref["name"]), str(ref.get("key") or contract.PERSONAL_TOKEN_KEY)
+    return contract.personal_token_secret_name(name), contract.PERSONAL_TOKEN_KEY
+
+
+def _read_secret_key(target: Target, name: str, key: str) -> str | None:
+    try:
+        secret = target.core.read_namespaced_secret(name, target.namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise _explain(exc, f"Secret {target.namespace}/{name}") from exc
+    raw = (secret.data or {}).get(key)
+    return base64.b64decode(raw).decode() if raw else None
+
+
+def personal_token(target: Target, name: str) -> str | None:
+    """The user's current personal token, or None while the operator has not generated it."""
+    secret, key = _secret_ref(_get(target, contract.PLURAL_USER, name))
+    return _read_secret_key(target, secret, key)
+
+
+def wait_personal_token(target: Target, name: str, timeout: float, previous: str | None = None) -> str:
+    """Poll until the user has a personal token (different from ``previous``, for rotation)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        token = personal_token(target, name)
+        if token and token != previous:
+            return token
+        if time.monotonic() > deadline:
+            raise AdminError(
+                f"the operator did not {'rotate' if previous else 'generate'} the personal token of {name!r} "
+                f"within {timeout:g}s: is the operator running in namespace {target.namespace!r}?"
+            )
+        time.sleep(0.2)
+
+
+def rotate(target: Target, name: str) -> str | None:
+    """Ask the operator for a new personal token; return the old one (to wait for a change)."""
+    old = personal_token(target, name)
+    patch = {"metadata": {"annotations": {ANNOTATION_ROTATE: datetime.now(UTC).isoformat()}}}
+    try:
+        target.custom.patch_namespaced_custom_object(
+            contract.GROUP, contract.VERSION, target.namespace, contract.PLURAL_USER, name, patch
+        )
+    except ApiException as exc:
+        raise _explain(exc, f"PoolUser {target.namespace}/{name}") from exc
+    return old
+
+
+def allocate(
+    target: Target,
+    user: str,
+    tokens: list[str] | None,
+    selector: dict[str, str] | None,
+    count: int | None,
+    priority: int,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """Create a TokenAllocation for an existing user: explicit token names or selector + count."""
+    if bool(tokens) == bool(selector):
+        raise AdminError("give either --tokens or --selector (with --count), not both and not neither")
+    if selector and not count:
+        raise AdminError("--selector needs --count (how many matching tokens to allocate)")
+    _get(target, contract.PLURAL_USER, user)  # a clear error for a typo in the user name
+    spec: dict[str, Any] = {"user": user, "priority": priority}
+    if tokens:
+        spec["tokens"] = tokens
+    else:
+        spec["selector"] = {"matchLabels": selector}
+        spec["count"] = count
+    return _create(
+        target, contract.PLURAL_ALLOCATION, contract.KIND_ALLOCATION, name or _alloc_name(user), spec
+    )
+
+
+def _alloc_name(user: str) -> str:
+    return f"{user}-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}"
+
+
+def _list(target: Target, plural: str) -> list[dict[str, Any]]:
+    try:
+        res = cast(
+            dict[str, Any],
+            target.custom.list_namespaced_custom_object(
+                contract.GROUP, contract.VERSION, target.namespace, plural
+            ),
+        )
+    except ApiException as exc:
+        raise _explain(exc, f"{plural} in {target.namespace}") from exc
+    return sorted(res.get("items", []), key=lambda o: o["metadata"]["name"])
+
+
+def _condition(obj: dict[str, Any], ctype: str) -> str:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == ctype:
+            return f"{cond.get('status')}" + (f" ({cond['reason']})" if cond.get("status") != "True" else "")
+    return "-"
+
+
+@dataclass(frozen=True)
+class UsageColumns:
+    today: Counts
+    total: Counts
+    last_used: str
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> UsageColumns:
+        usage = Usage.model_validate((obj.get("status") or {}).get("usage") or {})
+        today = usage.today if usage.today and usage.today.date == utc_date(datetime.now(UTC)) else None
+        return cls(
+            today=Counts.model_validate(today.model_dump()) if today else Counts(),
+            total=usage.total,
+            last_used=usage.last_used_at or "-",
+        )
+
+
+def user_rows(target: Target) -> list[dict[str, str]]:
+    rows = []
+    for obj in _list(target, contract.PLURAL_USER):
+        spec, status, usage = obj.get("spec") or {}, obj.get("status") or {}, UsageColumns.of(obj)
+        allocated = status.get("allocatedTokens")
+        rows.append(
+            {
+                "NAME": obj["metadata"]["name"],
+                "ROLE": str(spec.get("role", "User")),
+                "QUOTA": str(spec.get("tokenQuota", "-")),
+                "TOKENS": str(len(allocated) if isinstance(allocated, list) else (allocated or 0)),
+                "READY": _condition(obj, "Ready"),
+                "SUSPENDED": "yes" if spec.get("suspended") else "no",
+                "REQ TODAY": str(usage.today.requests),
+                "ERR TODAY": str(usage.today.errors),
+                "REQ TOTAL": str(usage.total.requests),
+                "LAST USED": usage.last_used,
+            }
+        )
+    return rows
+
+
+def token_rows(target: Target) -> list[dict[str, str]]:
+    rows = []
+    for obj in _list(target, contract.PLURAL_UPSTREAM):
+        spec, status, usage = obj.get("spec") or {}, obj.get("status") or {}, UsageColumns.of(obj)
+        rows.append(
+            {
+                "NAME": obj["metadata"]["name"],
+                "PROVIDER": str(spec.get("provider", "-")),
+                "ENDPOINT": str(spec.get("endpoint", "-")),
+                "READY": _condition(obj, "Ready"),
+                "HEALTHY": _condition(obj, "Healthy"),
+                "ALLOCATIONS": str(status.get("allocations", 0)),
+                "REQ TODAY": str(usage.today.requests),
+                "ERR TODAY": str(usage.today.errors),
+                "REQ TOTAL": str(usage.total.requests),
+                "LAST USED": usage.last_used,
+            }
+        )
+    return rows
+
+
+def table(rows: list[dict[str, str]]) -> str:
+    """kubectl-style columns."""
+    if not rows:
+        return ""
+    cols = list(rows[0])
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
+    lines = ["   ".join(c.ljust(widths[c]) for c in cols)]
+    lines += ["   ".join(r[c].ljust(widths[c]) for c in cols) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
