@@ -1,0 +1,211 @@
+"""Flush logic against an in-memory store with the API server's resourceVersion semantics:
+conflicts, concurrent replicas, failures and deletions. The same flusher runs against the real
+API server in tests/integration/test_usage_*.py."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from tokenpool_proxy.health import HealthBook
+from tokenpool_proxy.usage.clock import OffsetClock
+from tokenpool_proxy.usage.counters import UsageBook, user_key
+from tokenpool_proxy.usage.flush import Flusher
+from tokenpool_proxy.usage.health import HealthSync
+from tokenpool_proxy.usage.store import Conflict, Gone, Stored
+
+from tests.support.waiting import async_wait_for
+from tokenpool.contract import KIND_UPSTREAM, KIND_USER
+from tokenpool.status import Usage
+
+
+class MemoryStore:
+    """Objects with resourceVersions; a patch with a stale version is a Conflict (like a 409)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+        self.patches = 0
+        self.before_patch: list[Any] = []  # hooks run before a patch is applied (interleavings)
+        self.fail_patches = 0
+
+    def create(self, kind: str, name: str, status: dict[str, Any] | None = None) -> None:
+        self.objects[(kind, name)] = (1, status or {})
+
+    def status(self, kind: str, name: str) -> dict[str, Any]:
+        return self.objects[(kind, name)][1]
+
+    async def list(self, kind: str) -> list[Stored]:
+        return [
+            Stored(n, str(rv), copy.deepcopy(st)) for (k, n), (rv, st) in self.objects.items() if k == kind
+        ]
+
+    async def get(self, kind: str, name: str) -> Stored:
+        if (kind, name) not in self.objects:
+            raise Gone(name)
+        rv, st = self.objects[(kind, name)]
+        return Stored(name, str(rv), copy.deepcopy(st))
+
+    async def patch_status(
+        self, kind: str, name: str, resource_version: str, status: dict[str, Any]
+    ) -> Stored:
+        while self.before_patch:
+            await self.before_patch.pop(0)()
+        if self.fail_patches:
+            self.fail_patches -= 1
+            raise RuntimeError("API server unavailable")
+        if (kind, name) not in self.objects:
+            raise Gone(name)
+        rv, st = self.objects[(kind, name)]
+        if str(rv) != resource_version:
+            raise Conflict(name)
+        new = {**st, **copy.deepcopy(status)}
+        self.objects[(kind, name)] = (rv + 1, new)
+        self.patches += 1
+        return Stored(name, str(rv + 1), copy.deepcopy(new))
+
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+class FixedClock:
+    def now(self) -> datetime:
+        return NOW
+
+
+def _flusher(store: MemoryStore, book: UsageBook | None = None) -> Flusher:
+    return Flusher(book or UsageBook(), store, FixedClock(), interval_s=0.05)
+
+
+def _total(store: MemoryStore, kind: str, name: str) -> int:
+    return Usage.model_validate(store.status(kind, name)["usage"]).total.requests
+
+
+async def test_two_replicas_interleaving_lose_and_double_nothing() -> None:
+    store = MemoryStore()
+    store.create(KIND_USER, "alice")
+    store.create(KIND_UPSTREAM, "tok")
+    a, b = _flusher(store), _flusher(store)
+    for _ in range(7):
+        a.book.record("alice", "tok", True, 1, 1, NOW)
+    for _ in range(5):
+        b.book.record("alice", "tok", False, 1, 1, NOW)
+    # B writes between A's list and A's patch: A's first patch is stale and must be redone.
+    store.before_patch.append(b.flush)
+    await a.flush()
+    assert _total(store, KIND_USER, "alice") == 12 and _total(store, KIND_UPSTREAM, "tok") == 12
+    assert a.conflicts >= 1 and a.book.unflushed(user_key("alice")).total.requests == 0
+    errors = Usage.model_validate(store.status(KIND_USER, "alice")["usage"]).total.errors
+    assert errors == 5
+
+
+async def test_failed_write_keeps_the_counts_for_the_next_flush() -> None:
+    store = MemoryStore()
+    store.create(KIND_USER, "alice")
+    flusher = _flusher(store)
+    flusher.book.record("alice", None, True, 0, 0, NOW)
+    store.fail_patches = 1
+    await flusher.flush()
+    assert "usage" not in store.status(KIND_USER, "alice") and flusher.failures == 1
+    flusher.book.record("alice", None, True, 0, 0, NOW)
+    await flusher.flush()
+    assert _total(store, KIND_USER, "alice") == 2 and flusher.writes == 1
+
+
+async def test_idle_flush_writes_nothing_and_reads_other_replicas_counts() -> None:
+    store = MemoryStore()
+    store.create(KIND_USER, "alice", {"usage": {"total": {"requests": 9}}, "conditions": [{"type": "Ready"}]})
+    flusher = _flusher(store)
+    await flusher.flush()
+    assert store.patches == 0
+    assert flusher.book.seen[user_key("alice")].total.requests == 9
+
+
+async def test_operator_fields_are_never_written() -> None:
+    store = MemoryStore()
+    store.create(KIND_USER, "alice", {"conditions": [{"type": "Ready"}], "observedGeneration": 3})
+    flusher = _flusher(store)
+    flusher.book.record("alice", None, True, 0, 0, NOW)
+    seen: list[dict[str, Any]] = []
+    original = store.patch_status
+
+    async def spy(kind: str, name: str, rv: str, status: dict[str, Any]) -> Stored:
+        seen.append(status)
+        return await original(kind, name, rv, status)
+
+    store.patch_status = spy  # type: ignore[method-assign]
+    await flusher.flush()
+    assert [set(s) for s in seen] == [{"usage"}]
+    assert store.status(KIND_USER, "alice")["observedGeneration"] == 3
+
+
+async def test_deleted_object_drops_its_counts() -> None:
+    store = MemoryStore()
+    flusher = _flusher(store)
+    flusher.book.record("ghost", None, True, 0, 0, NOW)
+    await flusher.flush()
+    assert flusher.book.unflushed(user_key("ghost")).total.requests == 0 and not flusher.book.pending
+
+
+async def test_health_news_is_written_and_other_replicas_verdicts_applied() -> None:
+    store = MemoryStore()
+    store.create(KIND_UPSTREAM, "tok")
+    store.create(KIND_UPSTREAM, "other", {"health": {"state": "Unhealthy", "reason": "Suspended"}})
+    balancer = HealthBook()
+    flusher = Flusher(UsageBook(), store, FixedClock(), health=HealthSync(balancer))
+    balancer.cooldown("tok", "RateLimited", seconds=60)
+    await flusher.flush()
+    health = store.status(KIND_UPSTREAM, "tok")["health"]
+    assert health["state"] == "CoolingDown" and health["lastError"] == "RateLimited"
+    assert balancer.get("other").unhealthy_reason == "Suspended"
+    patches = store.patches
+    await flusher.flush()
+    assert store.patches == patches  # nothing new: no write
+
+
+async def test_loop_flushes_every_interval_and_stop_flushes_the_rest() -> None:
+    store = MemoryStore()
+    store.create(KIND_USER, "alice")
+    flusher = Flusher(UsageBook(), store, OffsetClock(), interval_s=0.05)
+    flusher.start()
+    flusher.book.record("alice", None, True, 0, 0, datetime.now(UTC))
+
+    async def written() -> bool:
+        return flusher.writes == 1
+
+    await async_wait_for(written, timeout=5, what="the periodic flush")
+    assert flusher.last_success is not None
+    flusher.book.record("alice", None, True, 0, 0, datetime.now(UTC))
+    flusher.interval_s = 3600  # only stop() can flush this one now
+    await flusher.stop()
+    assert _total(store, KIND_USER, "alice") == 2
+
+
+@pytest.mark.parametrize("conflicts", [1, 4])
+async def test_conflict_retries_are_bounded(conflicts: int) -> None:
+    store = MemoryStore()
+    store.create(KIND_USER, "alice")
+    flusher = Flusher(UsageBook(), store, FixedClock(), max_attempts=3)
+    flusher.book.record("alice", None, True, 0, 0, NOW)
+
+    async def bump() -> None:
+        rv, st = store.objects[(KIND_USER, "alice")]
+        store.objects[(KIND_USER, "alice")] = (rv + 1, st)
+
+    real = store.patch_status
+    left = [conflicts]
+
+    async def conflicting(kind: str, name: str, rv: str, status: dict[str, Any]) -> Stored:
+        if left[0]:
+            left[0] -= 1
+            await bump()
+        return await real(kind, name, rv, status)
+
+    store.patch_status = conflicting  # type: ignore[method-assign]
+    await flusher.flush()
+    if conflicts < 3:
+        assert _total(store, KIND_USER, "alice") == 1
+    else:
+        assert "usage" not in store.status(KIND_USER, "alice")
+        assert flusher.book.pending[user_key("alice")].total.requests == 1
