@@ -36,6 +36,10 @@ MIGRATED_FROM = "d1"
 MAX_NAME = 63  # a DNS-1123 label: user and token names also end up in label values
 # The Secret holding a migrated personal token: not `<user>-personal-token`, which the operator owns.
 _SECRET_SUFFIX = "-d1-personal-token"  # noqa: S105 - a name, not a secret
+# What the CRDs and the operator accept; values outside are reported, not applied to fail there.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_BYO_TOKEN = re.compile(r"^[\x21-\x7e]{16,512}$")
+_MAX_DESCRIPTION = 1024
 _INTERNAL_TABLE = re.compile(
     r"^\s*(?:CREATE\s+TABLE|INSERT\s+INTO|DELETE\s+FROM)\s+[\"`]?(sqlite_|_cf_)", re.I
 )
@@ -159,7 +163,7 @@ def _migrate_tokens(db: sqlite3.Connection, ns: str | None, out: Migration) -> l
             spec["suspended"] = True
             out.warnings.append(f"token id {tid} ({name}) was {status!r}: migrated as suspended")
         if _get(row, "remark"):
-            spec["description"] = str(row["remark"])
+            spec["description"] = str(row["remark"])[:_MAX_DESCRIPTION]
         secrets.append(_secret(f"{name}-credential", str(row["token"]), ns))
         objs.append(
             {
@@ -196,9 +200,6 @@ def _migrate_users(db: sqlite3.Connection, ns: str | None, out: Migration) -> li
     rows = _rows(db, "users", required=True)
     for row in rows:
         uid = int(row["id"])
-        if not _get(row, "personal_token"):
-            out.warnings.append(f"user id {uid}: no personal token, skipped")
-            continue
         username = _get(row, "username", "")
         name = _unique(dns1123(username), f"user-{uid}", taken)
         if username and name != username:
@@ -209,8 +210,6 @@ def _migrate_users(db: sqlite3.Connection, ns: str | None, out: Migration) -> li
     grants = _active_allocations(db, out)
     for row in rows:
         uid = int(row["id"])
-        if uid not in out.users:
-            continue
         name = out.users[uid]
         allocated = sum(len(t) for t in grants.get(uid, {}).values())
         quota = int(_get(row, "token_quota", 0))
@@ -220,15 +219,26 @@ def _migrate_users(db: sqlite3.Connection, ns: str | None, out: Migration) -> li
                 f"quota raised to {allocated}"
             )
             quota = allocated
-        secret_name = f"{name}{_SECRET_SUFFIX}"
         spec: dict[str, Any] = {
             "displayName": str(_get(row, "username", name)),
             "role": "User",
             "tokenQuota": quota,
-            "personalTokenSecretRef": {"name": secret_name, "key": contract.PERSONAL_TOKEN_KEY},
         }
-        if _get(row, "email"):
-            spec["email"] = str(row["email"])
+        old_token = str(_get(row, "personal_token", ""))
+        if _BYO_TOKEN.match(old_token):
+            secret_name = f"{name}{_SECRET_SUFFIX}"
+            spec["personalTokenSecretRef"] = {"name": secret_name, "key": contract.PERSONAL_TOKEN_KEY}
+            secrets.append(_secret(secret_name, old_token, ns))
+        else:
+            out.warnings.append(
+                f"user {name}: old personal token is not 16-512 printable characters; "
+                "the operator will generate a new one"
+            )
+        email = str(_get(row, "email", ""))
+        if _EMAIL.match(email):
+            spec["email"] = email
+        elif email:
+            out.warnings.append(f"user {name}: e-mail {email!r} is not valid, left out")
         status = _get(row, "status", "active")
         if status != "active":
             spec["suspended"] = True
@@ -236,7 +246,6 @@ def _migrate_users(db: sqlite3.Connection, ns: str | None, out: Migration) -> li
         annotations = {ANNOTATION_D1_ID: str(uid)}
         if _get(row, "created_at"):
             annotations[ANNOTATION_D1_CREATED_AT] = str(row["created_at"])
-        secrets.append(_secret(secret_name, str(row["personal_token"]), ns))
         objs.append(
             {
                 "apiVersion": contract.API_VERSION,

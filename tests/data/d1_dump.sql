@@ -32,6 +32,7 @@ INSERT INTO "users" ("id","personal_token","username","email","status","token_qu
 INSERT INTO "users" ("id","personal_token","username","email","status","token_quota","created_at","updated_at","last_login_at") VALUES(4,'7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d7c6b','dave','dave@example.com','suspended',3,'2025-06-02 09:00:00','2025-07-01 09:00:00',NULL);
 INSERT INTO "users" ("id","personal_token","username","email","status","token_quota","created_at","updated_at","last_login_at") VALUES(5,'2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e',NULL,NULL,'active',0,'2025-07-02 11:11:11','2025-07-02 11:11:11',NULL);
 INSERT INTO "users" ("id","personal_token","username","email","status","token_quota","created_at","updated_at","last_login_at") VALUES(6,'4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a','ALICE','alice.two@example.com','disabled',1,'2025-07-03 08:00:00','2025-07-03 08:00:00',NULL);
+INSERT INTO "users" ("id","personal_token","username","email","status","token_quota","created_at","updated_at","last_login_at") VALUES(7,'pt-eve','eve','eve at example dot com','active',1,'2025-07-05 16:20:00','2025-07-05 16:20:00',NULL);
 CREATE TABLE user_token_allocations (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     user_id INTEGER NOT NULL,
@@ -99,7 +100,7 @@ INSERT INTO "system_config" ("id","config_key","config_value","description","upd
 INSERT INTO "system_config" ("id","config_key","config_value","description","updated_at") VALUES(2,'max_token_quota','10','单用户最大Token配额','2025-04-20 11:00:00');
 DELETE FROM sqlite_sequence;
 INSERT INTO "sqlite_sequence" VALUES('tokens',4);
-INSERT INTO "sqlite_sequence" VALUES('users',6);
+INSERT INTO "sqlite_sequence" VALUES('users',7);
 INSERT INTO "sqlite_sequence" VALUES('user_token_allocations',9);
 INSERT INTO "sqlite_sequence" VALUES('user_usage_stats',2);
 INSERT INTO "sqlite_sequence" VALUES('admins',1);

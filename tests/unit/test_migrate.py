@@ -29,15 +29,15 @@ def by_kind(m: Migration, kind: str) -> dict[str, dict[str, Any]]:
 
 def test_dump_loads_through_sqlite_skipping_internal_tables() -> None:
     db = load_dump(DUMP.read_text())
-    assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 6
+    assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 7
     assert db.execute("SELECT remark FROM tokens WHERE id=2").fetchone()[0] == "Bob's trial account"
 
 
 def test_users_keep_their_personal_tokens_through_secret_refs(result: Migration) -> None:
     users = by_kind(result, contract.KIND_USER)
     secrets = by_kind(result, "Secret")
-    assert set(users) == {"alice", "bob-smith", "user-3", "dave", "user-5", "alice-6"}
-    for user in users.values():
+    assert set(users) == {"alice", "bob-smith", "user-3", "dave", "user-5", "alice-6", "eve"}
+    for user in (u for n, u in users.items() if n != "eve"):
         ref = user["spec"]["personalTokenSecretRef"]
         assert ref["name"] in secrets
         assert ref["key"] == contract.PERSONAL_TOKEN_KEY
@@ -48,6 +48,15 @@ def test_users_keep_their_personal_tokens_through_secret_refs(result: Migration)
     assert users["alice"]["spec"]["email"] == "alice@example.com"
     assert users["alice"]["spec"]["tokenQuota"] == 3
     assert users["alice"]["metadata"]["annotations"]["tokenpool.io/d1-id"] == "1"
+
+
+def test_values_the_cluster_would_reject_are_left_out_with_a_warning(result: Migration) -> None:
+    eve = by_kind(result, contract.KIND_USER)["eve"]["spec"]
+    # "pt-eve" is too short for the operator: eve gets a generated token instead.
+    assert "personalTokenSecretRef" not in eve
+    assert "email" not in eve
+    assert any("eve" in w and "generated" in w for w in result.warnings)
+    assert any("eve at example" in w for w in result.warnings)
 
 
 def test_status_maps_to_suspended(result: Migration) -> None:
