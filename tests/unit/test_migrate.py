@@ -55,7 +55,7 @@ def test_values_the_cluster_would_reject_are_left_out_with_a_warning(result: Mig
     # "pt-eve" is too short for the operator: eve gets a generated token instead.
     assert "personalTokenSecretRef" not in eve
     assert "email" not in eve
-    assert any("eve" in w and "generated" in w for w in result.warnings)
+    assert any("eve" in w and "generate a new one" in w for w in result.warnings)
     assert any("eve at example" in w for w in result.warnings)
 
 
