@@ -1,0 +1,83 @@
+"""The real :class:`~tokenpool_proxy.usage.UsageSink`: counters, limits and write-back together.
+
+The request path only touches memory here (``check_limits``, ``release``, ``record``); the
+API server is reached by the :class:`~.flush.Flusher` task, once per interval and on shutdown.
+Counting rule: one ``record`` is one upstream attempt (or one plugin hand-out, counted as a
+success), so a request that failed over counts an error on the first token and a success on the
+second, for the user as well; limits count the same unit (see docs/usage.md).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tokenpool.contract import UserRoute
+from tokenpool.status import Usage, parse_rfc3339
+
+from . import LimitDenied, Outcome, UpstreamCounter
+from .clock import Clock
+from .counters import UsageBook, upstream_key, user_key
+from .flush import Flusher
+from .limits import Limiter
+from .merge import apply_delta
+from .metrics import UsageMetrics
+
+
+class UsageService:
+    def __init__(self, clock: Clock, metrics: UsageMetrics) -> None:
+        self.clock = clock
+        self.book = UsageBook()
+        self.limiter = Limiter(self.book)
+        self.flusher: Flusher | None = None  # set by start(): no write-back without an API server
+        self.metrics = metrics
+
+    # -- the request path (UsageSink) ------------------------------------------------------------
+    def check_limits(self, user: UserRoute) -> LimitDenied | None:
+        rejection = self.limiter.admit(user.user, user.limits, self.clock.now())
+        if rejection is None:
+            return None
+        self.metrics.rejected(rejection.limit)
+        return LimitDenied(rejection.message, float(rejection.retry_after_s))
+
+    def release(self, user: UserRoute) -> None:
+        self.limiter.release(user.user)
+
+    def record(
+        self,
+        user: str,
+        upstream: str,
+        outcome: Outcome,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        latency_s: float = 0.0,
+    ) -> None:
+        success = outcome != "error"
+        self.book.record(user, upstream, success, prompt_tokens, completion_tokens, self.clock.now())
+        self.metrics.recorded(user, outcome, latency_s)
+
+    def upstream_counter(self, upstream: str) -> UpstreamCounter:
+        """Cluster-wide use count of a token (as of the last flush + this replica's unflushed)."""
+        doc = self.view(upstream_key(upstream), per_upstream=False)
+        last = parse_rfc3339(doc.last_used_at).timestamp() if doc.last_used_at else None
+        return UpstreamCounter(doc.total.requests, last)
+
+    # -- reads -----------------------------------------------------------------------------------
+    def view(self, key: tuple[str, str], per_upstream: bool, now: datetime | None = None) -> Usage:
+        """The object's usage as this replica knows it: last read or written, plus unflushed."""
+        return apply_delta(
+            self.book.seen.get(key), self.book.unflushed(key), now or self.clock.now(), per_upstream
+        )
+
+    def user_usage(self, user: str) -> Usage:
+        return self.view(user_key(user), per_upstream=True)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self, flusher: Flusher) -> None:
+        """Write back through ``flusher`` (built over this service's book) from now on."""
+        self.flusher = flusher
+        flusher.start()
+
+    async def stop(self) -> None:
+        """Final flush: called after the server stopped accepting and in-flight requests ended."""
+        if self.flusher is not None:
+            await self.flusher.stop()

@@ -1,0 +1,51 @@
+"""Plugging usage accounting into the proxy app: the sink, the router, metrics and the
+flusher's life (started with the app, stopped — with a final flush — after uvicorn stopped
+accepting connections and finished the in-flight requests, i.e. in the lifespan's shutdown)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from ..services import Services
+from . import InMemoryUsage
+from .clock import Clock, OffsetClock
+from .flush import Flusher
+from .health import HealthSync
+from .metrics import UsageMetrics
+from .router import router
+from .service import UsageService
+from .stats import pool_gauges
+from .store import KubeStatusStore, StatusStore
+
+
+def install(app: FastAPI, svc: Services, clock: Clock | None = None) -> None:
+    """Replace the default in-memory sink (a sink a test injected stays) and add the routes."""
+    app.include_router(router)
+    if not isinstance(svc.usage, InMemoryUsage):
+        return
+    settings = svc.settings
+    clock = clock or OffsetClock(timedelta(seconds=settings.usage_clock_offset_seconds))
+    metrics = UsageMetrics(svc.metrics.registry, settings.metrics_per_user)
+    service = UsageService(clock, metrics)
+    metrics.watch(service, lambda: pool_gauges(svc))
+    svc.usage = service
+
+
+def start(svc: Services, store: StatusStore | None = None) -> None:
+    """Start writing back to the API server (``store`` defaults to the settings' cluster)."""
+    service = svc.usage
+    if not isinstance(service, UsageService):
+        return
+    settings = svc.settings
+    store = store or KubeStatusStore.from_kubeconfig(settings.kubeconfig, settings.namespace)
+    flusher = Flusher(
+        service.book, store, service.clock, settings.usage_flush_interval_seconds, HealthSync(svc.health)
+    )
+    service.start(flusher)
+
+
+async def stop(svc: Services) -> None:
+    if isinstance(svc.usage, UsageService):
+        await svc.usage.stop()
