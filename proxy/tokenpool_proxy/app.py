@@ -1,0 +1,107 @@
+"""Builds the FastAPI application and its lifespan (shared upstream client, route watch).
+
+``create_app(settings, index=...)`` with an index skips the Kubernetes watch: unit tests feed the
+index by hand. ``main.run()`` builds it with the watch on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+from fastapi import FastAPI
+
+from . import errors
+from .balancer import Balancer
+from .edge import Edge
+from .health import HealthBook
+from .index import RouteIndex
+from .kube_watch import Watcher, kinds, load_api_server
+from .metrics import Metrics
+from .providers.augment import AugmentProvider
+from .providers.openai_compat import OpenAIProvider
+from .routes import openai, ops, plugin
+from .services import Services
+from .settings import ProxySettings
+from .usage import InMemoryUsage, UsageSink
+from .usage import wiring as usage_wiring
+
+
+def upstream_session(settings: ProxySettings) -> aiohttp.ClientSession:
+    """THE upstream client: one pool for every request (no per-request clients).
+
+    No connection cap: concurrency is bounded per token by the balancer, not by the pool.
+    """
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=settings.connect_timeout_seconds, sock_read=settings.read_timeout_seconds
+    )
+    return aiohttp.ClientSession(
+        connector=connector, timeout=timeout, skip_auto_headers=("User-Agent",), auto_decompress=True
+    )
+
+
+def create_app(
+    settings: ProxySettings | None = None, index: RouteIndex | None = None, usage: UsageSink | None = None
+) -> FastAPI:
+    settings = settings or ProxySettings()
+    watch = index is None
+    index = index or RouteIndex()
+    health = HealthBook(
+        settings.usage_window_seconds, settings.cooldown_base_seconds, settings.cooldown_max_seconds
+    )
+    index.upstream_listeners.append(health.forget)
+    svc = Services(
+        settings=settings,
+        index=index,
+        health=health,
+        balancer=Balancer(index, health),
+        usage=usage or InMemoryUsage(),
+        metrics=Metrics(),
+        providers={},
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        session = upstream_session(settings)
+        svc.providers["Augment"] = AugmentProvider(
+            session, settings.upstream_user_agent, settings.blocked_cooldown_seconds
+        )
+        svc.providers["OpenAI"] = OpenAIProvider(session)
+        tasks: list[asyncio.Task[None]] = []
+        kube = aiohttp.ClientSession() if watch else None
+        if kube is not None:
+            api = load_api_server(settings.kubeconfig)
+            for kind in kinds(index):
+                watcher = Watcher(
+                    api,
+                    kube,
+                    settings.namespace,
+                    kind,
+                    settings.watch_timeout_seconds,
+                    settings.watch_retry_seconds,
+                )
+                tasks.append(asyncio.create_task(watcher.run(), name=f"watch-{kind.resource}"))
+            usage_wiring.start(svc)  # write-back needs the API server, like the watch
+        try:
+            yield
+        finally:
+            await usage_wiring.stop(svc)  # the final flush: uvicorn already drained requests
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if kube is not None:
+                await kube.close()
+            await session.close()
+
+    app = FastAPI(title="tokenpool proxy", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.svc = svc
+    errors.install(app)
+    app.include_router(plugin.router)
+    app.include_router(openai.router)
+    app.include_router(ops.router)
+    app.add_middleware(Edge, svc=svc)
+    usage_wiring.install(app, svc)
+    return app

@@ -1,0 +1,80 @@
+"""Authentication of personal tokens, as FastAPI dependencies.
+
+A personal token is looked up by its sha256 in the in-memory index (never compared in clear, so
+no timing oracle on the token; never sent to the API server). Two error dialects: the plugin's
+(``{"error": ...}``, DESIGN.md "Proxy API") and OpenAI's (``{"error": {message, type, code}}``).
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from tokenpool.contract import UserRoute, hash_personal_token
+
+from .errors import ApiError, PluginError
+from .services import Services
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.svc
+    return svc
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def lookup(request: Request, token: str) -> UserRoute | None:
+    return services(request).index.user_by_token_hash(hash_personal_token(token))
+
+
+def _log_user(request: Request, user: UserRoute) -> None:
+    log = request.scope.get("tokenpool.log")
+    if log is not None:
+        log["user"] = user.user
+
+
+def plugin_user(request: Request) -> UserRoute:
+    """``Authorization: Bearer <PT>`` for /api/tokens (plugin dialect)."""
+    token = bearer(request)
+    if token is None:
+        raise PluginError(401, "Missing or invalid authorization header")
+    user = lookup(request, token)
+    if user is None:
+        raise PluginError(401, "Invalid personal token")
+    _log_user(request, user)
+    if user.suspended:
+        raise PluginError(403, "User is suspended")
+    return user
+
+
+def plugin_user_info(request: Request) -> UserRoute:
+    """``?token=<PT>`` or the Bearer header for /api/user/info (plugin dialect)."""
+    token = request.query_params.get("token") or bearer(request)
+    if not token:
+        raise PluginError(400, "Missing personal token")
+    user = lookup(request, token)
+    if user is None:
+        raise PluginError(401, "Invalid personal token")
+    _log_user(request, user)
+    if user.suspended:
+        raise PluginError(403, "User is suspended")
+    return user
+
+
+def openai_user(request: Request) -> UserRoute:
+    """``Authorization: Bearer <PT>`` for /v1 (OpenAI dialect)."""
+    token = bearer(request)
+    if token is None:
+        raise ApiError(401, "missing API key: send your personal token as a Bearer token", "missing_api_key")
+    user = lookup(request, token)
+    if user is None:
+        raise ApiError(401, "invalid API key (personal token)", "invalid_api_key")
+    _log_user(request, user)
+    if user.suspended:
+        raise ApiError(403, "your user is suspended", "user_suspended")
+    return user

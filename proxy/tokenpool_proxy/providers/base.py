@@ -1,0 +1,66 @@
+"""What every upstream provider offers the chat path, and how failures are described.
+
+A provider turns one validated chat request into an async stream of :class:`Piece` from one
+upstream token, and reports trouble as :class:`UpstreamFailure` carrying the pool action
+(reference/augment-protocol.md, "Errors and how the pool treats them").
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from tokenpool.contract import UpstreamRoute
+
+from ..schemas import ChatRequest
+from ..settings import ModelSpec
+
+# unhealthy: stop using the token; cooldown: rest it, then half-open; fail: not the token's fault.
+Verdict = Literal["unhealthy", "cooldown", "fail"]
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    text: str = ""
+    finish_reason: FinishReason | None = None
+    # Token counts when the upstream reports them (OpenAI-compatible upstreams); else estimated.
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class UpstreamFailure(Exception):
+    """An upstream attempt failed; ``verdict`` says what the pool does with the token."""
+
+    def __init__(
+        self,
+        verdict: Verdict,
+        reason: str,
+        message: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.verdict = verdict
+        self.reason = reason  # CamelCase, e.g. Unauthorized, RateLimited (as status.health reasons)
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+
+
+class ChatProvider(Protocol):
+    def stream(
+        self, upstream: UpstreamRoute, request: ChatRequest, model: ModelSpec, request_id: str
+    ) -> AsyncIterator[Piece]: ...
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (the HTTP-date form is rare upstream and ignored: backoff applies)."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= 86400 else None

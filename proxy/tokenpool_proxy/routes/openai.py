@@ -1,0 +1,60 @@
+"""The OpenAI-compatible API: ``GET /v1/models`` and ``POST /v1/chat/completions``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from tokenpool.contract import UserRoute
+
+from .. import chat
+from ..auth import openai_user, services
+from ..errors import ApiError
+from ..responses import JSON
+from ..schemas import BadRequest, parse_chat_request
+from ..services import Services
+
+router = APIRouter()
+OpenAIUser = Annotated[UserRoute, Depends(openai_user)]
+Svc = Annotated[Services, Depends(services)]
+
+
+@router.get("/v1/models")
+async def models(_: OpenAIUser, svc: Svc) -> JSON:
+    data = [
+        {"id": m.id, "object": "model", "created": 0, "owned_by": "tokenpool"} for m in svc.settings.models
+    ]
+    return JSON({"object": "list", "data": data})
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request, user: OpenAIUser, svc: Svc) -> Response:
+    try:
+        body = parse_chat_request(await request.body())
+    except BadRequest as exc:
+        raise ApiError(400, exc.message, exc.code or "invalid_request", exc.param) from None
+    model = svc.settings.model(body.model)
+    if model is None:
+        raise ApiError(
+            404, f"the model {body.model!r} does not exist; see GET /v1/models", "model_not_found", "model"
+        )
+    log = request.scope.setdefault("tokenpool.log", {})
+    log["model"] = body.model
+    denied = svc.usage.check_limits(user)
+    if denied is not None:
+        raise ApiError(429, denied.message, "user_limit_exceeded", retry_after=denied.retry_after)
+    attempts = chat.Attempts(svc, user, body, model, log.get("request_id", ""), log)
+    handed_off = False
+    try:
+        if body.stream:
+            response = await chat.stream(attempts)
+            handed_off = True  # the stream releases the user's admission when it ends
+            return response
+        return await chat.complete(attempts)
+    except BadRequest as exc:
+        raise ApiError(400, exc.message, exc.code or "invalid_request", exc.param) from None
+    finally:
+        if not handed_off:
+            svc.usage.release(user)

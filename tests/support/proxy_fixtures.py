@@ -1,0 +1,157 @@
+"""Proxy fixtures: the fake Augment upstream and real ``tokenpool proxy`` processes.
+
+* ``fake_upstream``: a running ``python -m tokenpool.devtools.fake_augment`` (one per session,
+  reset before each test): ``.url``, ``.tenant(name)``, ``.fault(token, ...)``, ``.configure``,
+  ``.requests()``, ``.stats()``.
+* ``proxy_process(namespace, **env)``: a real ``.venv/bin/tokenpool proxy`` with
+  ``KUBECONFIG=control_plane.kubeconfig``, started and waited for until ``/readyz`` answers 200:
+  ``.url``, ``.log()``, ``.stop()``. ``env`` keys are TOKENPOOL_PROXY_* settings without the
+  prefix (``slot_wait_seconds=0.5``).
+* ``routes_in_cluster(namespace)``: writes compiled routes as the operator would.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.proxy_routes import RoutesInCluster
+from tests.support.waiting import wait_for
+from tokenpool.devtools.controlplane import free_port
+from tokenpool.devtools.processes import ManagedProcess, register_cleanup, unregister_cleanup
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TOKENPOOL_BIN = Path(sys.executable).parent / "tokenpool"
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class FakeUpstream:
+    def __init__(self, log_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        argv = [sys.executable, "-m", "tokenpool.devtools.fake_augment", "--port", str(self.port)]
+        self.process = ManagedProcess("fake-augment", argv, log_dir / "fake-augment.log")
+        register_cleanup(self.process.stop)
+        self.http = httpx.Client(base_url=self.url, timeout=5.0)
+        wait_for(lambda: self._up(), timeout=20, what="fake upstream listening")
+
+    def _up(self) -> bool:
+        if not self.process.alive():
+            raise RuntimeError(f"fake upstream exited:\n{self.process.log_tail(30)}")
+        try:
+            return self.http.get("_control/stats").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def tenant(self, name: str) -> str:
+        return f"{self.url}{name}/"
+
+    def configure(self, **answer: Any) -> None:
+        self.http.put("_control/config", json=answer).raise_for_status()
+
+    def fault(self, token: str, fault: str | None = None, **spec: Any) -> None:
+        body = {"fault": fault, **spec} if fault else spec
+        self.http.put(f"_control/tokens/{token}", json=body).raise_for_status()
+
+    def clear_fault(self, token: str) -> None:
+        self.http.delete(f"_control/tokens/{token}").raise_for_status()
+
+    def requests(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.http.get("_control/requests").json()
+        return result
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        result: dict[str, dict[str, int]] = self.http.get("_control/stats").json()
+        return result
+
+    def reset(self) -> None:
+        self.http.post("_control/reset").raise_for_status()
+
+    def stop(self) -> None:
+        self.http.close()
+        self.process.stop()
+        unregister_cleanup(self.process.stop)
+
+
+@pytest.fixture(scope="session")
+def _fake_upstream_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeUpstream]:
+    fake = FakeUpstream(tmp_path_factory.mktemp("fake-upstream"))
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_upstream(_fake_upstream_session: FakeUpstream) -> FakeUpstream:
+    _fake_upstream_session.reset()
+    return _fake_upstream_session
+
+
+class ProxyProcess:
+    def __init__(self, namespace: str, kubeconfig: str, log_dir: Path, env: dict[str, Any]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {
+            **os.environ,
+            "KUBECONFIG": kubeconfig,
+            "TOKENPOOL_PROXY_NAMESPACE": namespace,
+            "TOKENPOOL_PROXY_HOST": "127.0.0.1",
+            "TOKENPOOL_PROXY_PORT": str(self.port),
+            **{f"TOKENPOOL_PROXY_{k.upper()}": str(v) for k, v in env.items()},
+        }
+        self.process = ManagedProcess(
+            "tokenpool-proxy", [str(TOKENPOOL_BIN), "proxy"], log_dir / f"proxy-{self.port}.log", env=full_env
+        )
+        register_cleanup(self.process.stop)
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        def ready() -> bool:
+            if not self.process.alive():
+                raise RuntimeError(f"proxy exited:\n{self.log()}")
+            return _answers(f"{self.url}/readyz")
+
+        wait_for(ready, timeout=timeout, what="proxy /readyz")
+
+    def log(self, lines: int = 200) -> str:
+        return self.process.log_tail(lines)
+
+    def stop(self) -> None:
+        self.process.stop()
+        unregister_cleanup(self.process.stop)
+
+
+@pytest.fixture
+def proxy_process(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., ProxyProcess]]:
+    started: list[ProxyProcess] = []
+
+    def start(namespace: str, wait: bool = True, **env: Any) -> ProxyProcess:
+        plane = request.getfixturevalue("control_plane")
+        proc = ProxyProcess(namespace, plane.kubeconfig, tmp_path, env)
+        started.append(proc)
+        if wait:
+            proc.wait_ready()
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+        print(f"--- proxy {proc.url} log (shown by pytest on failure) ---\n{proc.log(80)}")
+
+
+@pytest.fixture
+def routes_in_cluster(request: pytest.FixtureRequest) -> Callable[[str], RoutesInCluster]:
+    def make(namespace: str) -> RoutesInCluster:
+        return RoutesInCluster(request.getfixturevalue("kube_api"), namespace)
+
+    return make

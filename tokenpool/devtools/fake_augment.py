@@ -1,0 +1,233 @@
+"""A fake Augment upstream: a real HTTP server speaking the ``chat-stream`` protocol.
+
+Run it with ``python -m tokenpool.devtools.fake_augment --port N``; any path prefix is a tenant
+(``http://127.0.0.1:N/t1/`` and ``http://127.0.0.1:N/`` both work). It is the demo upstream of
+``tokenpool dev``, the upstream of the integration tests and the baseline of the benchmark, so it
+is lean (plain aiohttp, one write per answer when no delay is asked).
+
+Control API (JSON), for tests and demos:
+* ``PUT /_control/config`` ``{text, chunks, delay_ms, first_delay_ms, stop}``: default answer
+  (``stop``: ``stop_reason`` | ``done`` | ``eof`` — how the stream ends).
+* ``PUT /_control/tokens/{token}`` ``{fault, times, status, retry_after, after_chunks, ...}``:
+  per-token behaviour; any answer field above may be overridden per token too. Faults:
+  ``unauthorized`` (401 "Invalid token"), ``suspended`` (403 with the suspension text),
+  ``suspended_in_stream`` / ``blocked`` (the text inside a 200 stream), ``rate_limited``
+  (429 + Retry-After), ``server_error`` (``status``, default 503), ``hang`` (never answers),
+  ``drop`` (sends ``after_chunks`` lines, then cuts the connection). ``times``: how many requests
+  the fault applies to (absent: all). ``DELETE`` removes it.
+* ``GET /_control/requests`` (recorded requests: path, headers, body, token), ``DELETE`` clears.
+* ``GET /_control/stats``: per token ``{requests, in_flight, max_in_flight}``.
+* ``POST /_control/reset``: everything back to defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+SUSPENDED_TEXT = "Your account has been suspended because of unusual activity."
+BLOCKED_TEXT = "Request blocked. Please reach out to support@augmentcode.com if you think this was a mistake."
+REQUIRED_HEADERS = ("authorization", "x-api-version", "x-request-id", "x-request-session-id", "user-agent")
+DEFAULTS: dict[str, Any] = {
+    "text": "Hello from the fake Augment upstream.",
+    "chunks": 3,
+    "delay_ms": 0,
+    "first_delay_ms": 0,
+    "stop": "stop_reason",
+}
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+
+@dataclass
+class State:
+    record: bool = True
+    config: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS))
+    tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    stats: dict[str, Stats] = field(default_factory=dict)
+
+
+def _lines(text: str, chunks: int, stop: str) -> list[bytes]:
+    chunks = max(1, chunks)
+    size = -(-len(text) // chunks) or 1
+    pieces = [text[i : i + size] for i in range(0, len(text), size)] or [""]
+    pieces += [""] * (chunks - len(pieces))
+    lines = [
+        orjson.dumps({"text": p, "unknown_blob_names": [], "checkpoint_not_found": False}) + b"\n"
+        for p in pieces
+    ]
+    if stop == "stop_reason":
+        lines.append(b'{"text":"","stop_reason":1}\n')
+    elif stop == "done":
+        lines.append(b'{"text":"","done":true}\n')
+    return lines
+
+
+def _fault(state: State, token: str) -> dict[str, Any]:
+    """The behaviour for this token's request, consuming one of ``times`` if limited."""
+    spec = state.tokens.get(token)
+    if not spec:
+        return state.config
+    merged = {**state.config, **spec}
+    times = spec.get("times")
+    if times is not None:
+        if times <= 0:
+            return {**state.config, **{k: v for k, v in spec.items() if k in DEFAULTS}}
+        spec["times"] = times - 1
+    return merged
+
+
+async def chat_stream(request: web.Request) -> web.StreamResponse:
+    state: State = request.app["state"]
+    missing = [h for h in REQUIRED_HEADERS if h not in request.headers]
+    if missing or request.headers.get("x-api-version") != "2":
+        return web.json_response({"error": f"missing or bad headers: {missing}"}, status=400)
+    auth = request.headers["authorization"]
+    if not auth.startswith("Bearer "):
+        return web.json_response({"error": "bad authorization"}, status=401)
+    token = auth[7:]
+    raw = await request.read()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return web.json_response({"error": "bad json"}, status=400)
+    if not isinstance(body, dict) or not isinstance(body.get("message"), str):
+        return web.json_response({"error": "message missing"}, status=400)
+    if state.record:
+        state.requests.append(
+            {
+                "path": request.path,
+                "headers": {str(k).lower(): v for k, v in request.headers.items()},
+                "body": body,
+                "token": token,
+            }
+        )
+    stats = state.stats.setdefault(token, Stats())
+    stats.requests += 1
+    stats.in_flight += 1
+    stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+    try:
+        return await _answer(request, _fault(state, token))
+    finally:
+        stats.in_flight -= 1
+
+
+async def _answer(request: web.Request, spec: dict[str, Any]) -> web.StreamResponse:
+    fault = spec.get("fault")
+    if spec["first_delay_ms"]:
+        await asyncio.sleep(spec["first_delay_ms"] / 1000)
+    if fault == "unauthorized":
+        return web.Response(status=401, text="Invalid token")
+    if fault == "suspended":
+        return web.Response(status=403, text=SUSPENDED_TEXT)
+    if fault == "rate_limited":
+        return web.Response(
+            status=429, text="Too many requests", headers={"Retry-After": str(spec.get("retry_after", 1))}
+        )
+    if fault == "server_error":
+        return web.Response(status=int(spec.get("status", 503)), text="upstream unavailable")
+    if fault == "hang":
+        await asyncio.Event().wait()
+    text = {"blocked": BLOCKED_TEXT, "suspended_in_stream": SUSPENDED_TEXT}.get(fault or "", spec["text"])
+    lines = _lines(text, 1 if fault in ("blocked", "suspended_in_stream") else spec["chunks"], spec["stop"])
+    if not spec["delay_ms"] and fault != "drop":
+        return web.Response(body=b"".join(lines), content_type="application/x-ndjson")
+    resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    for i, line in enumerate(lines):
+        if fault == "drop" and i >= int(spec.get("after_chunks", 1)):
+            assert request.transport is not None
+            request.transport.abort()  # cut mid-stream: no terminating chunk
+            return resp
+        await resp.write(line)
+        if spec["delay_ms"]:
+            await asyncio.sleep(spec["delay_ms"] / 1000)
+    await resp.write_eof()
+    return resp
+
+
+async def simple_probe(request: web.Request) -> web.Response:
+    state: State = request.app["state"]
+    token = request.headers.get("authorization", "")[7:]
+    if state.tokens.get(token, {}).get("fault") == "unauthorized":
+        return web.Response(status=401, text="Invalid token")
+    if request.path.endswith("get-models"):
+        return web.json_response({"default_model": "fake-default", "models": [{"name": "fake-default"}]})
+    return web.json_response({"unknown_memory_names": [], "nonindexed_blob_names": []})
+
+
+async def control(request: web.Request) -> web.Response:
+    state: State = request.app["state"]
+    what, method = request.match_info["what"], request.method
+    if what == "config" and method == "PUT":
+        state.config.update(await request.json())
+    elif what.startswith("tokens/") and method == "PUT":
+        state.tokens[what[7:]] = await request.json()
+    elif what.startswith("tokens/") and method == "DELETE":
+        state.tokens.pop(what[7:], None)
+    elif what == "requests" and method == "GET":
+        return web.json_response(state.requests, dumps=lambda o: orjson.dumps(o).decode())
+    elif what == "requests" and method == "DELETE":
+        state.requests.clear()
+    elif what == "stats" and method == "GET":
+        return web.json_response({t: vars(s) for t, s in state.stats.items()})
+    elif what == "reset" and method == "POST":
+        state.config, state.tokens = dict(DEFAULTS), {}
+        state.requests.clear()
+        state.stats.clear()
+    else:
+        return web.json_response({"error": "unknown control call"}, status=404)
+    return web.json_response({"ok": True})
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    path = request.path
+    if path.endswith("/chat-stream"):
+        return await chat_stream(request)
+    if path.endswith(("/find-missing", "/get-models")):
+        return await simple_probe(request)
+    return web.json_response({"error": "not found"}, status=404)
+
+
+def make_app(record: bool = True) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app["state"] = State(record=record)
+    app.router.add_route("*", "/_control/{what:.+}", control)
+    app.router.add_route("POST", "/{tail:.*}", dispatch)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8099)
+    parser.add_argument("--no-record", action="store_true", help="do not keep requests (benchmarks)")
+    args = parser.parse_args()
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    web.run_app(
+        make_app(record=not args.no_record),
+        host=args.host,
+        port=args.port,
+        access_log=None,
+        print=lambda *_: print(f"fake augment listening on http://{args.host}:{args.port}/", flush=True),
+    )
+
+
+if __name__ == "__main__":
+    main()
