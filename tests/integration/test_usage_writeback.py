@@ -1,0 +1,102 @@
+"""The flusher against the real API server: exact totals from concurrent replicas (real 409s),
+operator fields untouched, health written, deleted objects dropped."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+from tokenpool_proxy.health import HealthBook
+from tokenpool_proxy.usage.clock import SystemClock
+from tokenpool_proxy.usage.counters import UsageBook
+from tokenpool_proxy.usage.flush import Flusher
+from tokenpool_proxy.usage.health import HealthSync
+from tokenpool_proxy.usage.store import KubeStatusStore
+
+from tests.support.usage_fixtures import UsageObjects
+from tokenpool.contract import KIND_UPSTREAM, KIND_USER
+from tokenpool.devtools import ControlPlane
+
+pytestmark = pytest.mark.integration
+
+CONDITION = {
+    "type": "Ready",
+    "status": "True",
+    "reason": "Compiled",
+    "message": "set by the operator",
+    "lastTransitionTime": "2026-11-25T00:00:00Z",
+}
+
+
+def _replica(plane: ControlPlane, namespace: str, health: HealthBook | None = None) -> Flusher:
+    store = KubeStatusStore.from_kubeconfig(plane.kubeconfig, namespace)
+    sync = HealthSync(health) if health is not None else None
+    return Flusher(UsageBook(), store, SystemClock(), interval_s=3600, health=sync)
+
+
+async def test_concurrent_replicas_write_exact_totals(
+    control_plane: ControlPlane, namespace: str, usage_objects: Callable[[str], UsageObjects]
+) -> None:
+    objects = usage_objects(namespace)
+    objects.user("alice")
+    objects.upstream("tok-a", "https://t.example/")
+    objects.upstream("tok-b", "https://t.example/")
+    objects.set_status(KIND_USER, "alice", {"conditions": [CONDITION], "observedGeneration": 1})
+    replicas = [_replica(control_plane, namespace) for _ in range(3)]
+    expected = 0
+    for rounds in range(4):  # every round: all replicas flush at the same instant
+        for i, replica in enumerate(replicas):
+            for n in range(5 + i + rounds):
+                upstream = "tok-a" if n % 2 else "tok-b"
+                replica.book.record("alice", upstream, n % 3 != 0, 10, 20, datetime.now(UTC))
+                expected += 1
+        await asyncio.gather(*(r.flush() for r in replicas))
+    usage = objects.usage(KIND_USER, "alice")
+    assert usage.total.requests == expected
+    assert usage.total.prompt_tokens == 10 * expected and usage.total.completion_tokens == 20 * expected
+    assert usage.today is not None and usage.today.requests == expected
+    split = {u.name: u.requests for u in usage.today_by_upstream or []}
+    assert sum(split.values()) == expected
+    assert objects.usage(KIND_UPSTREAM, "tok-a").total.requests == split["tok-a"]
+    assert objects.usage(KIND_UPSTREAM, "tok-b").total.requests == split["tok-b"]
+    assert sum(r.conflicts for r in replicas) > 0, "the replicas never raced: the test proves nothing"
+    # The operator's fields are untouched.
+    status = objects.status(KIND_USER, "alice")
+    assert status["conditions"][0]["message"] == "set by the operator" and status["observedGeneration"] == 1
+    assert all(not r.book.pending and not r.book.flushing for r in replicas)
+
+
+async def test_health_is_written_cleared_by_an_admin_and_read_back(
+    control_plane: ControlPlane, namespace: str, usage_objects: Callable[[str], UsageObjects]
+) -> None:
+    objects = usage_objects(namespace)
+    objects.upstream("tok-a", "https://t.example/")
+    balancer_a, balancer_b = HealthBook(), HealthBook()
+    a, b = _replica(control_plane, namespace, balancer_a), _replica(control_plane, namespace, balancer_b)
+    balancer_a.unhealthy("tok-a", "Unauthorized")
+    await a.flush()
+    health = objects.status(KIND_UPSTREAM, "tok-a")["health"]
+    assert health["state"] == "Unhealthy" and health["reason"] == "Unauthorized"
+    assert "cooldownUntil" not in health
+    await b.flush()
+    assert balancer_b.get("tok-a").unhealthy_reason == "Unauthorized"
+    objects.set_status(KIND_UPSTREAM, "tok-a", {"health": None})  # the documented admin clear
+    await asyncio.gather(a.flush(), b.flush())
+    assert balancer_a.get("tok-a").unhealthy_reason is None
+    assert balancer_b.get("tok-a").unhealthy_reason is None
+    assert "health" not in objects.status(KIND_UPSTREAM, "tok-a")
+
+
+async def test_counts_of_a_deleted_object_are_dropped_not_retried_forever(
+    control_plane: ControlPlane, namespace: str, usage_objects: Callable[[str], UsageObjects]
+) -> None:
+    objects = usage_objects(namespace)
+    objects.user("alice")
+    replica = _replica(control_plane, namespace)
+    replica.book.record("alice", None, True, 1, 1, datetime.now(UTC))
+    replica.book.record("ghost", None, True, 1, 1, datetime.now(UTC))
+    await replica.flush()
+    assert objects.usage(KIND_USER, "alice").total.requests == 1
+    assert not replica.book.pending and replica.failures == 0
