@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from tokenpool.dev import dev_command
+
 if TYPE_CHECKING:
     from tokenpool.kubeclient import Target
 
@@ -235,3 +237,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(tokens_app, name="tokens")
     app.command("allocate")(allocate)
     app.command("migrate")(migrate)
+    app.command("dev")(dev_command)
