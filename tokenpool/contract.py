@@ -39,6 +39,10 @@ LABEL_OWNER = "tokenpool.io/owner"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "tokenpool-operator"
 ANNOTATION_CONTENT_HASH = "tokenpool.io/content-hash"
+# On a PoolUser: set to a new value to rotate the generated personal token. The personal-token
+# Secret records the value it was last rotated for, so each value rotates exactly once.
+ANNOTATION_ROTATE_PERSONAL_TOKEN = "tokenpool.io/rotate-personal-token"
+ANNOTATION_ROTATED_FOR = "tokenpool.io/rotated-for"
 
 USER_ROUTE_KEY = "route.json"
 UPSTREAM_ROUTE_KEY = "upstream.json"

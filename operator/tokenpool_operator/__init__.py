@@ -1,0 +1,1 @@
+"""The tokenpool operator: Kopf handlers over pure reconcile functions (see docs/operator.md)."""

@@ -1,0 +1,38 @@
+"""Operator settings, from ``TOKENPOOL_OPERATOR_*`` environment variables (Helm values → env)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOKENPOOL_OPERATOR_", extra="ignore")
+
+    # Comma-separated namespaces to watch; empty = the whole cluster.
+    namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    default_quota: int = Field(default=3, ge=0)
+    max_quota: int = Field(default=10, ge=0)
+    log_format: Literal["json", "text"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    liveness_port: int = Field(default=8080, ge=0, le=65535)
+    liveness_host: str = "0.0.0.0"
+    # Safety net: every object is re-reconciled this often even if no event arrived.
+    resync_seconds: float = Field(default=300.0, gt=0)
+    workers: int = Field(default=4, ge=1, le=64)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_namespaces(cls, values: dict[str, object]) -> dict[str, object]:
+        raw = values.get("namespaces")
+        if isinstance(raw, str):
+            values["namespaces"] = [ns.strip() for ns in raw.split(",") if ns.strip()]
+        return values
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> OperatorSettings:
+        if self.default_quota > self.max_quota:
+            raise ValueError("default_quota must not exceed max_quota")
+        return self

@@ -1,0 +1,240 @@
+"""The reconcilers: read indexes, call the pure functions, write only what changed.
+
+Work items are ``("user", ns, name)`` — a PoolUser with all its TokenAllocations (the quota is per
+user, so they are decided together) — and ``("token", ns, name)`` — an UpstreamToken with its
+credential, health and allocation count. Each is idempotent and level-based: it recomputes
+everything from the current state, so create, update, resume and the resync share it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable, Mapping
+from typing import Any, cast
+
+from tokenpool import contract as c
+from tokenpool_operator import allocations as alloc_mod
+from tokenpool_operator import upstreams, users
+from tokenpool_operator.compiled import Writer
+from tokenpool_operator.conditions import Cond, find, merge, now_rfc3339, ready
+from tokenpool_operator.kube import Kube, KubeError, core_path
+from tokenpool_operator.settings import OperatorSettings
+from tokenpool_operator.state import State
+from tokenpool_operator.views import allocation_view, token_view
+from tokenpool_operator.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+Body = dict[str, Any]
+Index = Mapping[Any, Any]  # kopf.Index: key → store of values
+
+
+def one(index: Index, key: Any) -> Any:
+    for value in index.get(key, ()):
+        return value
+    return None
+
+
+class Reconciler:
+    def __init__(
+        self, settings: OperatorSettings, kube: Kube, state: State, indexes: Mapping[str, Index]
+    ) -> None:
+        self.settings = settings
+        self.writer = Writer(kube)
+        self.kube = kube
+        self.state = state
+        self.ix = indexes
+        self.queue = WorkQueue(self._dispatch, settings.workers)
+
+    async def _dispatch(self, key: Hashable) -> None:
+        kind, ns, name = cast(tuple[str, str, str], key)
+        if kind == "user":
+            await self.sync_user(ns, name)
+        else:
+            await self.sync_token(ns, name)
+
+    def user(self, ns: str, name: str) -> None:
+        self.queue.add(("user", ns, name))
+
+    def token(self, ns: str, name: str) -> None:
+        self.queue.add(("token", ns, name))
+
+    # ---- users and their allocations -------------------------------------------------------
+
+    async def sync_user(self, ns: str, name: str) -> None:
+        body = one(self.ix["tp_users"], (ns, name))
+        allocs = list(self.ix["tp_allocations"].get((ns, name), ()))
+        grants = self._decide(ns, name, body, allocs)
+        for a in allocs:
+            await self._allocation_status(a, grants[a["metadata"]["name"]])
+        if body is None:
+            return
+        await self._user(body, allocs, grants)
+
+    def _decide(
+        self, ns: str, user: str, body: Body | None, allocs: list[Body]
+    ) -> dict[str, alloc_mod.Grant]:
+        """Decide grants and record them in the book, synchronously (no await): two decisions
+        never interleave, so capacity and least-allocated counts are always current."""
+        book = self.state.book
+        views = [allocation_view(a) for a in allocs]
+        own = [(ns, v.name) for v in views]
+        quota = None
+        if body is not None:
+            quota, _ = users.effective_quota(
+                body.get("spec") or {}, self.settings.default_quota, self.settings.max_quota
+            )
+        before = {v.name: book.held((ns, v.name)) for v in views}
+        grants = alloc_mod.resolve_user(
+            views,
+            quota,
+            self.state.tokens.get(ns, {}),
+            lambda token: book.count((ns, token), excluding=own),
+            before,
+        )
+        released = False
+        for v in views:
+            granted = grants[v.name].tokens
+            book.assign((ns, v.name), granted)
+            reason = grants[v.name].conditions[0].reason
+            book.mark_short(
+                (ns, v.name), reason in ("InsufficientTokens", "TokenNotFound", "TokenUnavailable")
+            )
+            for token in set(before[v.name]) ^ set(granted):
+                self.token(ns, token)  # its allocation count changed
+            released = released or bool(set(before[v.name]) - set(granted))
+        if released:  # freed capacity: allocations still waiting may now get it
+            for _, other in book.short(ns):
+                owner = self._allocation_user(ns, other)
+                if owner is not None and owner != user:
+                    self.user(ns, owner)
+        return grants
+
+    def _allocation_user(self, ns: str, name: str) -> str | None:
+        owner: str | None = one(self.ix["tp_allocation_users"], (ns, name))
+        return owner
+
+    async def _allocation_status(self, body: Body, grant: alloc_mod.Grant) -> None:
+        old = (body.get("status") or {}).get("conditions")
+        gen = body["metadata"].get("generation") or 0
+        status = {
+            "observedGeneration": gen,
+            "conditions": merge(old, list(grant.conditions), gen, now_rfc3339()),
+            "tokens": list(grant.tokens),
+        }
+        if await self.writer.patch_status(c.PLURAL_ALLOCATION, body, status):
+            was = find(old, "WithinQuota")
+            if grant.conditions[1].reason == "QuotaExceeded" and (was or {}).get("reason") != "QuotaExceeded":
+                await self.writer.event(body, "Warning", "QuotaExceeded", grant.conditions[0].message)
+
+    async def _user(self, body: Body, allocs: list[Body], grants: dict[str, alloc_mod.Grant]) -> None:
+        meta, spec = body["metadata"], body.get("spec") or {}
+        ns, name = meta["namespace"], meta["name"]
+        quota, quota_cond = users.effective_quota(spec, self.settings.default_quota, self.settings.max_quota)
+        plan, secret_name = await self._personal_token(body)
+        token_cond = Cond("PersonalTokenReady", plan.ok, plan.reason, plan.message)
+        upstream_list = alloc_mod.route_upstreams([allocation_view(a) for a in allocs], grants)
+        if plan.token is not None:
+            route = users.compile_route(body, plan.token, quota, upstream_list)
+            data = {c.USER_ROUTE_KEY: c.dump(route)}
+            await self.writer.ensure_compiled("configmaps", body, c.user_route_name(name), c.ROUTE_USER, data)
+        else:  # fail closed: without a valid token nobody may authenticate as this user
+            await self.writer.delete("configmaps", ns, c.user_route_name(name))
+        gen = meta.get("generation") or 0
+        conds = [token_cond, quota_cond]
+        summary = ready([token_cond], "route compiled")
+        status = {
+            "observedGeneration": gen,
+            "conditions": merge(
+                (body.get("status") or {}).get("conditions"), [summary, *conds], gen, now_rfc3339()
+            ),
+            "personalTokenSecretName": secret_name,
+            "allocatedTokens": len(upstream_list),
+        }
+        await self.writer.patch_status(c.PLURAL_USER, body, status)
+        if not quota_cond.ok and self.state.changed("quota-warning", ns, name, spec.get("tokenQuota")):
+            await self.writer.event(body, "Warning", "QuotaAboveMaximum", quota_cond.message)
+
+    async def _personal_token(self, body: Body) -> tuple[users.TokenPlan, str]:
+        meta, spec = body["metadata"], body.get("spec") or {}
+        ns = meta["namespace"]
+        ref = spec.get("personalTokenSecretRef")
+        if ref:
+            secret = await self.kube.get(core_path(ns, "secrets", ref["name"]))
+            return users.plan_byo(ref, secret), ref["name"]
+        secret_name = c.personal_token_secret_name(meta["name"])
+        secret = await self.kube.get(core_path(ns, "secrets", secret_name))
+        rotate = users.rotation_request(meta)
+        plan = users.plan_generated(secret, rotate)
+        if plan.action in ("generate", "rotate") and plan.token is not None:
+            try:
+                await self.writer.write_personal_token(body, plan.token, rotate, secret)
+            except KubeError as exc:
+                if exc.status == 409:  # someone else wrote it first: derive from what is there
+                    secret = await self.kube.get(core_path(ns, "secrets", secret_name))
+                    return users.plan_generated(secret, rotate), secret_name
+                raise
+            verb = "generated" if plan.action == "generate" else "rotated"
+            await self.writer.event(
+                body, "Normal", plan.reason, f"personal token {verb}; stored in Secret {secret_name!r}"
+            )
+            log.info("personal token %s for %s/%s", verb, ns, meta["name"])
+        return plan, secret_name
+
+    # ---- upstream tokens -------------------------------------------------------------------
+
+    async def sync_token(self, ns: str, name: str) -> None:
+        body = one(self.ix["tp_tokens"], (ns, name))
+        if body is None:
+            return
+        spec = body.get("spec") or {}
+        ref = spec.get("credentialSecretRef") or {}
+        secret = await self.kube.get(core_path(ns, "secrets", ref.get("name", "")))
+        result = upstreams.reconcile_upstream(body, upstreams.resolve_credential(ref, secret))
+        if result.route is not None:
+            data = {c.UPSTREAM_ROUTE_KEY: c.dump(result.route)}
+            await self.writer.ensure_compiled(
+                "secrets", body, c.upstream_route_name(name), c.ROUTE_UPSTREAM, data
+            )
+        else:
+            await self.writer.delete("secrets", ns, c.upstream_route_name(name))
+        gen = body["metadata"].get("generation") or 0
+        old = (body.get("status") or {}).get("conditions")
+        status = {
+            "observedGeneration": gen,
+            "conditions": merge(old, result.conditions, gen, now_rfc3339()),
+            "allocations": self.state.book.count((ns, name)),
+        }
+        if await self.writer.patch_status(c.PLURAL_UPSTREAM, body, status):
+            await self._token_events(body, old, result.conditions)
+        self.state.eligible[(ns, name)] = result.eligible
+        view = token_view(body, result.eligible)
+        self.state.put_token(ns, view)
+        if self.state.announced.get((ns, name)) != view:
+            self.state.announced[(ns, name)] = view
+            self.token_users(ns, name)
+
+    async def _token_events(self, body: Body, old: Any, conds: list[Cond]) -> None:
+        for cond in conds:
+            if cond.type in ("Ready", "Healthy"):
+                continue
+            was = find(old, cond.type) or {}
+            if not cond.ok and was.get("reason") != cond.reason:
+                await self.writer.event(body, "Warning", cond.reason, cond.message)
+            elif cond.ok and was.get("status") == "False":
+                await self.writer.event(body, "Normal", cond.reason, cond.message)
+        health = next(cd for cd in conds if cd.type == "Healthy")
+        was_health = find(old, "Healthy") or {}
+        if not health.ok and was_health.get("reason") != health.reason:
+            await self.writer.event(body, "Warning", "Unhealthy", f"{health.reason}: {health.message}")
+
+    def token_users(self, ns: str, token: str) -> None:
+        """Enqueue every user a token's change may affect: holders, explicit namers, and users
+        whose allocations still wait for tokens."""
+        keys = set(self.state.book.holders((ns, token))) | set(self.state.book.short(ns))
+        users_ = {u for u in self.ix["tp_token_namers"].get((ns, token), ())}
+        for _, alloc_name in keys:
+            owner = self._allocation_user(ns, alloc_name)
+            if owner is not None:
+                users_.add(owner)
+        for u in users_:
+            self.user(ns, u)

@@ -1,0 +1,126 @@
+"""Pure reconcile of an UpstreamToken: credential → compiled route, health → ``Healthy``.
+
+The proxy owns ``status.health``; this module only reads it. ``Healthy`` is False for a token the
+proxy marked ``Unhealthy`` (sticky until an admin or a re-check clears ``status.health``) and for a
+suspended token. A cool-down stays ``Healthy=True`` with reason ``CoolingDown``: it is transient
+and expires on the proxy's own clock, so compiling it as unhealthy would keep a token out of
+traffic after its cool-down ended.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from tokenpool import contract as c
+from tokenpool_operator.conditions import Cond, ready
+
+# Printable ASCII without whitespace: what an HTTP bearer credential may contain.
+_CREDENTIAL = re.compile(r"^[\x21-\x7e]{8,4096}$")
+
+
+@dataclass(frozen=True)
+class Credential:
+    token: str | None
+    reason: str
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.token is not None
+
+
+def resolve_credential(ref: dict[str, Any], secret: dict[str, Any] | None) -> Credential:
+    """The upstream token from the referenced Secret (``secret`` as read from the API, data
+    base64-encoded), or why it cannot be used. Messages name the Secret and key, never the value."""
+    name, key = ref.get("name", ""), ref.get("key") or c.DEFAULT_CREDENTIAL_KEY
+    if secret is None:
+        return Credential(None, "CredentialSecretNotFound", f"Secret {name!r} does not exist")
+    raw = (secret.get("data") or {}).get(key)
+    if raw is None:
+        string_data = (secret.get("stringData") or {}).get(key)
+        if string_data is None:
+            return Credential(None, "CredentialKeyNotFound", f"Secret {name!r} has no key {key!r}")
+        value = str(string_data)
+    else:
+        try:
+            value = base64.b64decode(raw, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return Credential(
+                None, "CredentialMalformed", f"key {key!r} of Secret {name!r} is not UTF-8 text"
+            )
+    value = value.strip()
+    if value.lower().startswith("bearer "):
+        value = value[7:].strip()
+    if not _CREDENTIAL.match(value):
+        return Credential(
+            None,
+            "CredentialMalformed",
+            f"key {key!r} of Secret {name!r} must be 8-4096 printable characters without spaces",
+        )
+    return Credential(value, "CredentialResolved", f"credential read from Secret {name!r} key {key!r}")
+
+
+def normalise_endpoint(provider: str, endpoint: str) -> str:
+    """Augment endpoints are tenant URLs that paths are appended to (keep the trailing slash);
+    OpenAI base URLs are joined with ``/chat/completions`` (drop it)."""
+    endpoint = endpoint.strip()
+    return endpoint if provider == "Augment" else endpoint.rstrip("/")
+
+
+def health_condition(spec: dict[str, Any], health: dict[str, Any] | None) -> Cond:
+    if spec.get("suspended"):
+        return Cond("Healthy", False, "Suspended", "the token is suspended by spec.suspended")
+    health = health or {}
+    state = health.get("state") or "Healthy"
+    reason = health.get("reason") or health.get("lastError") or ""
+    if state == "Unhealthy":
+        return Cond(
+            "Healthy",
+            False,
+            _camel(reason) or "Unhealthy",
+            "the proxy marked the token unhealthy; clear status.health once fixed",
+        )
+    if state == "CoolingDown":
+        until = health.get("cooldownUntil") or "a short while"
+        return Cond("Healthy", True, "CoolingDown", f"cooling down until {until} ({reason or 'errors'})")
+    return Cond("Healthy", True, "Healthy", "the upstream accepts the token")
+
+
+def _camel(reason: str) -> str:
+    """Condition reasons must be CamelCase identifiers; the proxy already sends categories."""
+    cleaned = re.sub(r"[^A-Za-z0-9]", "", reason)
+    return cleaned if cleaned[:1].isalpha() else ""
+
+
+@dataclass(frozen=True)
+class UpstreamResult:
+    route: c.UpstreamRoute | None  # None: no compiled Secret may exist
+    conditions: list[Cond]
+    eligible: bool  # may a selector pick it / keep it
+
+
+def reconcile_upstream(body: dict[str, Any], credential: Credential) -> UpstreamResult:
+    spec = body.get("spec") or {}
+    health = health_condition(spec, (body.get("status") or {}).get("health"))
+    cred_cond = Cond("CredentialResolved", credential.ok, credential.reason, credential.message)
+    summary = ready([cred_cond], "credential resolved and well-formed")
+    route = None
+    if credential.token is not None:
+        provider: c.Provider = "OpenAI" if spec.get("provider") == "OpenAI" else "Augment"
+        route = c.UpstreamRoute(
+            name=body["metadata"]["name"],
+            provider=provider,
+            endpoint=normalise_endpoint(provider, spec.get("endpoint", "")),
+            token=credential.token,
+            maxConcurrency=spec.get("maxConcurrency") or 1,
+            minIntervalSeconds=spec.get("minIntervalSeconds") or 0,
+            suspended=bool(spec.get("suspended")),
+            healthy=health.ok,
+            healthReason="" if health.reason == "Healthy" else health.reason,
+        )
+    eligible = credential.ok and health.ok and not spec.get("suspended")
+    return UpstreamResult(route, [summary, health, cred_cond], eligible)

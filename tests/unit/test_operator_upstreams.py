@@ -1,0 +1,68 @@
+"""Credential resolution, health → Healthy condition, and the compiled upstream route."""
+
+from __future__ import annotations
+
+import base64
+
+from tokenpool import contract as c
+from tokenpool_operator import upstreams
+
+REF = {"name": "cred", "key": "token"}
+GOOD = "0123456789abcdef" * 4
+
+
+def sec(value: str | None, key: str = "token") -> dict:
+    data = {} if value is None else {key: base64.b64encode(value.encode()).decode()}
+    return {"metadata": {"name": "cred"}, "data": data}
+
+
+def test_credential_resolution_reasons_never_include_the_value() -> None:
+    assert upstreams.resolve_credential(REF, sec(f"  {GOOD}\n")).token == GOOD
+    assert upstreams.resolve_credential(REF, sec(f"Bearer {GOOD}")).token == GOOD
+    assert upstreams.resolve_credential(REF, None).reason == "CredentialSecretNotFound"
+    assert upstreams.resolve_credential(REF, sec(GOOD, key="other")).reason == "CredentialKeyNotFound"
+    bad = upstreams.resolve_credential(REF, sec("has spaces inside it"))
+    assert bad.reason == "CredentialMalformed" and "spaces inside" not in bad.message
+    raw = {"metadata": {"name": "cred"}, "data": {"token": "!!!notbase64"}}
+    assert upstreams.resolve_credential(REF, raw).reason == "CredentialMalformed"
+
+
+def test_health_condition_from_the_proxy_status() -> None:
+    assert upstreams.health_condition({}, None).ok
+    un = upstreams.health_condition({}, {"state": "Unhealthy", "reason": "Unauthorized"})
+    assert (un.ok, un.reason) == (False, "Unauthorized")
+    cool = upstreams.health_condition({}, {"state": "CoolingDown", "reason": "RateLimited"})
+    assert (cool.ok, cool.reason) == (True, "CoolingDown")
+    susp = upstreams.health_condition({"suspended": True}, None)
+    assert (susp.ok, susp.reason) == (False, "Suspended")
+
+
+def body(**spec: object) -> dict:
+    base = {"provider": "Augment", "endpoint": "https://d5.api.augmentcode.com/", "credentialSecretRef": REF}
+    return {"metadata": {"name": "ut1"}, "spec": {**base, **spec}, "status": {}}
+
+
+def test_reconcile_compiles_the_route_only_with_a_credential() -> None:
+    ok = upstreams.reconcile_upstream(body(maxConcurrency=2), upstreams.resolve_credential(REF, sec(GOOD)))
+    assert ok.route is not None and ok.eligible
+    route = c.parse_upstream_route({c.UPSTREAM_ROUTE_KEY: c.dump(ok.route)})
+    assert (route.token, route.max_concurrency, route.healthy) == (GOOD, 2, True)
+    assert [x.type for x in ok.conditions] == ["Ready", "Healthy", "CredentialResolved"]
+    missing = upstreams.reconcile_upstream(body(), upstreams.resolve_credential(REF, None))
+    assert missing.route is None and not missing.eligible
+    assert (missing.conditions[0].ok, missing.conditions[0].reason) == (False, "CredentialSecretNotFound")
+
+
+def test_unhealthy_token_is_compiled_unhealthy_and_not_eligible() -> None:
+    b = body()
+    b["status"] = {"health": {"state": "Unhealthy", "reason": "OutOfCredits"}}
+    res = upstreams.reconcile_upstream(b, upstreams.resolve_credential(REF, sec(GOOD)))
+    assert res.route is not None and not res.route.healthy and res.route.health_reason == "OutOfCredits"
+    assert not res.eligible
+
+
+def test_openai_endpoint_loses_its_trailing_slash_augment_keeps_it() -> None:
+    assert upstreams.normalise_endpoint("OpenAI", "https://api.example.com/v1/") == "https://api.example.com/v1"
+    assert upstreams.normalise_endpoint("Augment", "https://d1.api.augmentcode.com/") == (
+        "https://d1.api.augmentcode.com/"
+    )
