@@ -121,6 +121,9 @@ class ControlPlane:
             f"--etcd-servers={etcd_url}",
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",
+            # The endpoint reconciler refuses loopback addresses; nothing runs in-cluster here
+            # that would need the `kubernetes` Service's endpoints.
+            "--endpoint-reconciler-type=none",
             f"--secure-port={port}",
             f"--cert-dir={self.workdir / 'apiserver-certs'}",
             f"--tls-cert-file={certs.serving_cert}",
