@@ -1,0 +1,36 @@
+# syntax=docker/dockerfile:1
+# One image, two commands: `tokenpool operator` and `tokenpool proxy` (the chart passes the
+# command as the container's args). Multi-stage: the build stage resolves the pinned
+# dependencies into a virtualenv; the runtime stage copies only that virtualenv.
+#
+# Pin the base image by digest for reproducible, tamper-evident builds. The digest below is a
+# placeholder: resolve the real one and pass it (docs/install.md), e.g.
+#   docker build --build-arg PYTHON_IMAGE="python:3.11-slim-bookworm@$(docker buildx imagetools \
+#     inspect python:3.11-slim-bookworm --format '{{json .Manifest.Digest}}' | tr -d '"')" .
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:0000000000000000000000000000000000000000000000000000000000000000
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/tokenpool
+WORKDIR /src
+# Dependencies are pinned exactly in pyproject.toml; copy it first so the layer is cached
+# until the dependencies change.
+COPY pyproject.toml README.md ./
+COPY tokenpool ./tokenpool
+COPY operator ./operator
+COPY proxy ./proxy
+RUN /opt/tokenpool/bin/pip install --no-compile . \
+    && /opt/tokenpool/bin/python -m compileall -q /opt/tokenpool/lib
+
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="tokenpool" \
+      org.opencontainers.image.description="Kubernetes-native token pool: operator and proxy" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# Read-only root filesystem at run time: no bytecode writes; unbuffered logs.
+ENV PATH=/opt/tokenpool/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+COPY --from=build /opt/tokenpool /opt/tokenpool
+# A numeric non-root user, so Kubernetes can verify runAsNonRoot without a passwd lookup.
+USER 65532:65532
+EXPOSE 8080 8081
+ENTRYPOINT ["tokenpool"]
+CMD ["proxy"]

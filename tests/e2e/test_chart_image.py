@@ -1,0 +1,65 @@
+"""The container image's recipe: linted by hadolint, and consistent with what the chart assumes.
+
+Docker cannot run here, so the image itself is not built; these checks keep the Dockerfile and
+the chart from disagreeing (user id, command, pinned base).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.helm import CHART, REPO
+
+DOCKERFILE = REPO / "Dockerfile"
+
+
+def _hadolint() -> str:
+    venv = Path(sys.executable).parent / "hadolint"
+    found = str(venv) if venv.exists() else shutil.which("hadolint")
+    if not found:
+        pytest.fail("hadolint not found: install the test extras (`pip install -e '.[test]'`)", pytrace=False)
+    return found
+
+
+def test_hadolint_finds_nothing() -> None:
+    result = subprocess.run([_hadolint(), str(DOCKERFILE)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_base_image_is_pinned_by_digest_and_multi_stage() -> None:
+    text = DOCKERFILE.read_text()
+    [base] = re.findall(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.MULTILINE)
+    assert re.fullmatch(r"[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}", base), base
+    assert len(re.findall(r"^FROM \$\{PYTHON_IMAGE\}", text, re.MULTILINE)) == 2
+
+
+def test_image_user_and_command_match_the_chart() -> None:
+    text = DOCKERFILE.read_text()
+    [user] = re.findall(r"^USER (\d+):(\d+)$", text, re.MULTILINE)
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    pod = values["podSecurityContext"]
+    assert (int(user[0]), int(user[1])) == (pod["runAsUser"], pod["runAsGroup"])
+    assert int(user[0]) != 0
+    assert re.search(r'^ENTRYPOINT \["tokenpool"\]$', text, re.MULTILINE)
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert "tokenpool" in scripts
+
+
+def test_dockerignore_lets_every_package_folder_in() -> None:
+    """The build context is an allow-list: a package folder missing from it breaks `pip install .`."""
+    allowed = {
+        line[1:].rstrip("/")
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    find = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    folders = {w for w in find["where"] if w != "."} | {"tokenpool", "pyproject.toml", "README.md"}
+    assert folders <= allowed

@@ -1,0 +1,226 @@
+"""The chart's RBAC applied to a real API server: each identity can do what it needs, and no more.
+
+The rendered ServiceAccounts, Roles, ClusterRoles and bindings are applied for real into a test
+namespace; the authorizer is then asked (SubjectAccessReview) and, for the proxy, real requests
+are made with a TokenRequest token of its ServiceAccount.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import kubernetes
+import pytest
+from kubernetes.client.rest import ApiException
+
+from tests.support.helm import Helm, one, to_yaml_stream
+from tests.support.rbac import Access, service_account_can
+from tokenpool import contract
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+RBAC_KINDS = {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+TP = contract.GROUP
+OTHER = "kube-system"  # "another namespace": exists on every API server
+
+
+@dataclass(frozen=True)
+class Identities:
+    namespace: str
+    operator: str
+    proxy: str
+
+
+@pytest.fixture
+def chart_rbac(
+    helm: Helm, namespace: str, kubectl: Callable[..., subprocess.CompletedProcess[str]]
+) -> Iterator[Identities]:
+    """Apply the chart's RBAC objects (default values) into ``namespace``; afterwards remove the
+    cluster-scoped ones (the namespace goes with the test)."""
+    rendered = [m for m in helm.template(namespace=namespace) if m["kind"] in RBAC_KINDS]
+    kubectl("apply", "-f", "-", input=to_yaml_stream(rendered))
+    yield Identities(
+        namespace,
+        one(rendered, "ServiceAccount", "operator")["metadata"]["name"],
+        one(rendered, "ServiceAccount", "proxy")["metadata"]["name"],
+    )
+    cluster_scoped = [
+        f"{m['kind'].lower()}/{m['metadata']['name']}" for m in rendered if m["kind"].startswith("Cluster")
+    ]
+    kubectl("delete", "--ignore-not-found", *cluster_scoped)
+
+
+def _access(verb: str, resource: str, where: str | None, ns: str) -> Access:
+    """``resource`` is ``[group:]plural[/subresource]``; ``where``: "ns", "other" or None (cluster)."""
+    group, _, rest = resource.rpartition(":")
+    plural, _, sub = rest.partition("/")
+    namespace = {"ns": ns, "other": OTHER, None: None}[where]
+    return Access(verb, plural, group, sub, namespace)
+
+
+PROXY_ALLOWED = [
+    *[(v, r, "ns") for v in ("get", "list", "watch") for r in ("configmaps", "secrets")],
+    ("patch", f"{TP}:poolusers/status", "ns"),
+    ("patch", f"{TP}:upstreamtokens/status", "ns"),
+]
+PROXY_DENIED = [
+    # Secrets: no writes at all, no reads outside its namespace.
+    *[(v, "secrets", "ns") for v in ("create", "update", "patch", "delete", "deletecollection")],
+    *[(v, "secrets", "other") for v in ("get", "list", "watch")],
+    ("list", "secrets", None),
+    # CRs: never the spec, never create/delete, never another namespace's status.
+    *[
+        (v, f"{TP}:{r}", "ns")
+        for v in ("create", "update", "patch", "delete")
+        for r in ("poolusers", "upstreamtokens")
+    ],
+    ("patch", f"{TP}:tokenallocations/status", "ns"),
+    ("update", f"{TP}:tokenallocations", "ns"),
+    ("patch", f"{TP}:poolusers/status", "other"),
+    ("list", f"{TP}:poolusers", None),
+    # Nothing else in the namespace or the cluster.
+    *[(v, "configmaps", "ns") for v in ("create", "update", "patch", "delete")],
+    ("list", "configmaps", "other"),
+    ("create", "pods", "ns"),
+    ("create", "pods/exec", "ns"),
+    ("create", "serviceaccounts/token", "ns"),
+    ("list", "namespaces", None),
+    ("create", "rbac.authorization.k8s.io:rolebindings", "ns"),
+]
+OPERATOR_ALLOWED = [
+    *[
+        (v, f"{TP}:{r}", "ns")
+        for v in ("get", "list", "watch", "patch")
+        for r in ("poolusers", "upstreamtokens", "tokenallocations")
+    ],
+    *[("patch", f"{TP}:{r}/status", "ns") for r in ("poolusers", "upstreamtokens", "tokenallocations")],
+    *[
+        (v, r, "ns")
+        for v in ("get", "list", "watch", "create", "patch", "delete")
+        for r in ("secrets", "configmaps")
+    ],
+    ("create", "events", "ns"),
+    ("create", "events.k8s.io:events", "ns"),
+    ("list", "apiextensions.k8s.io:customresourcedefinitions", None),
+    ("watch", "apiextensions.k8s.io:customresourcedefinitions", None),
+]
+OPERATOR_DENIED = [
+    *[(v, "secrets", "other") for v in ("get", "list", "create")],
+    ("list", "secrets", None),
+    ("list", "configmaps", "other"),
+    ("create", f"{TP}:poolusers", "ns"),
+    ("delete", f"{TP}:upstreamtokens", "ns"),
+    ("patch", f"{TP}:poolusers", "other"),
+    ("create", "apiextensions.k8s.io:customresourcedefinitions", None),
+    ("delete", "apiextensions.k8s.io:customresourcedefinitions", None),
+    ("update", "apiextensions.k8s.io:customresourcedefinitions", None),
+    ("create", "pods", "ns"),
+    ("create", "serviceaccounts/token", "ns"),
+    ("create", "rbac.authorization.k8s.io:roles", "ns"),
+    ("list", "nodes", None),
+]
+
+
+def _check(
+    api: kubernetes.client.ApiClient, ids: Identities, sa: str, table: list[tuple[str, str, str | None]]
+) -> list[str]:
+    """The entries of ``table`` whose answer differs from what the name of the table says."""
+    return [
+        str(a)
+        for v, r, w in table
+        if not service_account_can(api, ids.namespace, sa, a := _access(v, r, w, ids.namespace))
+    ]
+
+
+def _allowed(
+    api: kubernetes.client.ApiClient, ids: Identities, sa: str, table: list[tuple[str, str, str | None]]
+) -> list[str]:
+    return [
+        str(a)
+        for v, r, w in table
+        if service_account_can(api, ids.namespace, sa, a := _access(v, r, w, ids.namespace))
+    ]
+
+
+def test_proxy_can_read_routes_and_patch_status(
+    kube_api: kubernetes.client.ApiClient, chart_rbac: Identities
+) -> None:
+    assert _check(kube_api, chart_rbac, chart_rbac.proxy, PROXY_ALLOWED) == []
+
+
+def test_proxy_can_do_nothing_else(kube_api: kubernetes.client.ApiClient, chart_rbac: Identities) -> None:
+    assert _allowed(kube_api, chart_rbac, chart_rbac.proxy, PROXY_DENIED) == []
+
+
+def test_operator_can_manage_its_resources(
+    kube_api: kubernetes.client.ApiClient, chart_rbac: Identities
+) -> None:
+    assert _check(kube_api, chart_rbac, chart_rbac.operator, OPERATOR_ALLOWED) == []
+
+
+def test_operator_can_do_nothing_else(kube_api: kubernetes.client.ApiClient, chart_rbac: Identities) -> None:
+    assert _allowed(kube_api, chart_rbac, chart_rbac.operator, OPERATOR_DENIED) == []
+
+
+def _status(call: Callable[[], object]) -> int:
+    try:
+        call()
+    except ApiException as exc:
+        return int(exc.status)
+    return 200
+
+
+def test_proxy_token_really_is_confined(
+    kube_api: kubernetes.client.ApiClient,
+    chart_rbac: Identities,
+    sa_api_client: Callable[[str, str], kubernetes.client.ApiClient],
+) -> None:
+    """Real requests with the proxy ServiceAccount's TokenRequest token, not just the authorizer's word."""
+    ns = chart_rbac.namespace
+    admin_crs = kubernetes.client.CustomObjectsApi(kube_api)
+    user = admin_crs.create_namespaced_custom_object(
+        TP,
+        contract.VERSION,
+        ns,
+        contract.PLURAL_USER,
+        {
+            "apiVersion": contract.API_VERSION,
+            "kind": contract.KIND_USER,
+            "metadata": {"name": "alice"},
+            "spec": {},
+        },
+    )
+    as_proxy = sa_api_client(ns, chart_rbac.proxy)
+    core = kubernetes.client.CoreV1Api(as_proxy)
+    crs = kubernetes.client.CustomObjectsApi(as_proxy)
+    secret = kubernetes.client.V1Secret(
+        metadata=kubernetes.client.V1ObjectMeta(name="stolen"), string_data={"a": "b"}
+    )
+
+    assert _status(lambda: core.list_namespaced_config_map(ns, label_selector=contract.LABEL_ROUTE)) == 200
+    assert _status(lambda: core.list_namespaced_secret(ns, label_selector=contract.LABEL_ROUTE)) == 200
+    assert _status(lambda: core.create_namespaced_secret(ns, secret)) == 403
+    assert _status(lambda: core.list_namespaced_secret(OTHER)) == 403
+    assert _status(lambda: core.list_secret_for_all_namespaces()) == 403
+    spec_patch = {"spec": {"role": "Admin"}}
+    assert (
+        _status(
+            lambda: crs.patch_namespaced_custom_object(
+                TP, contract.VERSION, ns, contract.PLURAL_USER, "alice", spec_patch
+            )
+        )
+        == 403
+    )
+    status_patch = {"status": {"usage": {"total": {"requests": 1}}}}
+    assert (
+        _status(
+            lambda: crs.patch_namespaced_custom_object_status(
+                TP, contract.VERSION, ns, contract.PLURAL_USER, "alice", status_patch
+            )
+        )
+        == 200
+    )
+    after = admin_crs.get_namespaced_custom_object(TP, contract.VERSION, ns, contract.PLURAL_USER, "alice")
+    assert after["spec"] == user["spec"], "the spec must be unchanged"

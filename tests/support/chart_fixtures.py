@@ -1,0 +1,48 @@
+"""Fixtures of the chart tests: the real helm binary and renderings of the chart."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.support.helm import ALL_FEATURES_VALUES, Helm, Manifest
+from tokenpool.devtools import binaries
+
+
+def _helm_binary() -> Path:
+    """helm from $TOKENPOOL_HELM, else the one hack/build-binaries.sh built, else from PATH.
+
+    Never builds: a test run must not start (or race) the slow build."""
+    if explicit := os.environ.get("TOKENPOOL_HELM"):
+        return Path(explicit)
+    try:
+        built = binaries.find() / "helm"
+    except binaries.BinariesNotFound as exc:
+        found = shutil.which("helm")
+        if found:
+            return Path(found)
+        pytest.fail(f"helm is needed by the chart tests: {exc}", pytrace=False)
+    if not built.is_file():
+        pytest.fail(f"{built} is missing: run `bash hack/build-binaries.sh`", pytrace=False)
+    return built
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    """A helm runner with private home folders and no cluster (template, lint)."""
+    return Helm(_helm_binary(), tmp_path_factory.mktemp("helm-home"))
+
+
+@pytest.fixture(scope="session")
+def default_render(helm: Helm) -> list[Manifest]:
+    """The chart rendered with its default values."""
+    return helm.template()
+
+
+@pytest.fixture(scope="session")
+def all_features_render(helm: Helm) -> list[Manifest]:
+    """The chart rendered with every optional feature on (ci/all-features-values.yaml)."""
+    return helm.template(ALL_FEATURES_VALUES)
