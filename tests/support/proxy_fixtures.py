@@ -12,9 +12,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ import httpx
 import pytest
 
 from tests.support.proxy_routes import RoutesInCluster
-from tests.support.waiting import wait_for
+from tests.support.waiting import async_wait_for, wait_for
 from tokenpool.devtools.controlplane import free_port
 from tokenpool.devtools.processes import ManagedProcess, register_cleanup, unregister_cleanup
 
@@ -155,3 +157,67 @@ def routes_in_cluster(request: pytest.FixtureRequest) -> Callable[[str], RoutesI
         return RoutesInCluster(request.getfixturevalue("kube_api"), namespace)
 
     return make
+
+
+class InProcessProxy:
+    """The proxy app in this process over an in-memory index (no API server): ``.client`` is an
+    httpx.AsyncClient on it through ASGITransport, ``.index``/``.svc`` are its live objects."""
+
+    def __init__(self, app: Any, client: httpx.AsyncClient, stack: contextlib.AsyncExitStack) -> None:
+        self.app = app
+        self.client = client
+        self.svc = app.state.svc
+        self.index = self.svc.index
+        self._stack = stack
+
+    async def serve(self) -> str:
+        """Also serve the app over real HTTP (uvicorn in this loop); returns its base URL.
+
+        ASGITransport buffers whole responses, so streaming and disconnect behaviour need this.
+        """
+        import uvicorn
+
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
+        )
+        task = asyncio.create_task(server.serve())
+
+        async def stop() -> None:
+            server.should_exit = True
+            await task
+
+        self._stack.push_async_callback(stop)
+        await async_wait_for(lambda: _started(server), timeout=10, what="in-process uvicorn started")
+        return f"http://127.0.0.1:{port}"
+
+
+async def _started(server: Any) -> bool:
+    return bool(server.started)
+
+
+@pytest.fixture
+async def inprocess_proxy() -> AsyncIterator[Callable[..., Awaitable[InProcessProxy]]]:
+    """``await inprocess_proxy(users=[...], upstreams=[...], **settings)``."""
+    from tokenpool_proxy.app import create_app
+    from tokenpool_proxy.index import RouteIndex
+    from tokenpool_proxy.settings import ProxySettings
+
+    stack = contextlib.AsyncExitStack()
+
+    async def make(
+        users: Sequence[Any] = (), upstreams: Sequence[Any] = (), **settings: Any
+    ) -> InProcessProxy:
+        index = RouteIndex()
+        index.replace_upstreams([(f"up-{u.name}", u) for u in upstreams])
+        index.replace_users([(f"user-{u.user}", u) for u in users])
+        app = create_app(ProxySettings(**settings), index=index)
+        await stack.enter_async_context(app.router.lifespan_context(app))
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://proxy", timeout=30
+        )
+        await stack.enter_async_context(client)
+        return InProcessProxy(app, client, stack)
+
+    async with stack:
+        yield make

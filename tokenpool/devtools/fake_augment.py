@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,13 +119,25 @@ async def chat_stream(request: web.Request) -> web.StreamResponse:
     stats.requests += 1
     stats.in_flight += 1
     stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+    finished = False
+
+    def finish() -> None:
+        # Called before the last bytes leave: once the client has the whole answer it may send
+        # the next request at once, and that one must not look concurrent with this one.
+        nonlocal finished
+        if not finished:
+            finished = True
+            stats.in_flight -= 1
+
     try:
-        return await _answer(request, _fault(state, token))
+        return await _answer(request, _fault(state, token), finish)
     finally:
-        stats.in_flight -= 1
+        finish()
 
 
-async def _answer(request: web.Request, spec: dict[str, Any]) -> web.StreamResponse:
+async def _answer(
+    request: web.Request, spec: dict[str, Any], finish: Callable[[], None]
+) -> web.StreamResponse:
     fault = spec.get("fault")
     if spec["first_delay_ms"]:
         await asyncio.sleep(spec["first_delay_ms"] / 1000)
@@ -152,8 +165,10 @@ async def _answer(request: web.Request, spec: dict[str, Any]) -> web.StreamRespo
             assert request.transport is not None
             request.transport.abort()  # cut mid-stream: no terminating chunk
             return resp
+        if i == len(lines) - 1:
+            finish()
         await resp.write(line)
-        if spec["delay_ms"]:
+        if spec["delay_ms"] and i < len(lines) - 1:
             await asyncio.sleep(spec["delay_ms"] / 1000)
     await resp.write_eof()
     return resp
@@ -222,6 +237,7 @@ def main() -> None:
         uvloop.install()
     web.run_app(
         make_app(record=not args.no_record),
+        handler_cancellation=True,  # a client that leaves ends its handler (tests count in-flight)
         host=args.host,
         port=args.port,
         access_log=None,

@@ -6,6 +6,7 @@ stream parsing and error texts here lets the code follow upstream changes in one
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -33,6 +34,15 @@ UNUSABLE_TEXTS: tuple[tuple[str, str], ...] = (
     ("run out of credits", "OutOfCredits"),
 )
 BLOCKED_TEXT = "request blocked"
+# Inside a 200 stream only whole account notices count (an answer may mention "inactive").
+STREAM_NOTICES = (
+    "your subscription for account",
+    "your account has been suspended",
+    "has been suspended because",
+    "you are out of user messages",
+    "you have run out of credits",
+    "your access has been restricted",
+)
 
 
 # -- request -----------------------------------------------------------------------------------
@@ -165,7 +175,7 @@ def classify(
 def stream_error_text(text: str) -> bool:
     """Does the first text of a 200 stream announce an account problem instead of an answer?"""
     lowered = text[:300].lower()
-    return lowered.startswith(BLOCKED_TEXT) or any(n in lowered for n, _ in UNUSABLE_TEXTS[1:])
+    return lowered.startswith(BLOCKED_TEXT) or any(n in lowered for n in STREAM_NOTICES)
 
 
 def parse_line(line: bytes) -> tuple[str, FinishReason | None, bool]:
@@ -208,21 +218,26 @@ class AugmentProvider:
                     raise classify(
                         resp.status, text, resp.headers.get("Retry-After"), self.blocked_cooldown_s
                     )
-                first = True
-                async for line in resp.content:
-                    text, finish, end = parse_line(line)
-                    if first and text:
-                        first = False
-                        if stream_error_text(text):
+                ended = False
+                completed = False
+                try:
+                    async for line in resp.content:
+                        if ended:
+                            continue  # drain to EOF so the connection goes back to the pool
+                        text, finish, ended = parse_line(line)
+                        if text and stream_error_text(text) and not completed:
                             raise classify(200, text, None, self.blocked_cooldown_s)
-                    if text or end:
-                        yield Piece(text, finish)
-                    if end:
-                        return
-                yield Piece("", "stop")  # end of body without a stop marker is still an answer
+                        if text or ended:
+                            completed = True
+                            yield Piece(text, finish)
+                    if not ended:
+                        yield Piece("", "stop")  # a body that just ends is still an answer
+                except (GeneratorExit, asyncio.CancelledError):
+                    resp.close()  # the client left: cut the upstream request, do not pool it
+                    raise
+        except TimeoutError:  # before ClientConnectionError: aiohttp's timeouts subclass both
+            raise UpstreamFailure("cooldown", "Timeout", "upstream timed out") from None
         except aiohttp.ClientPayloadError as exc:
             raise UpstreamFailure("cooldown", "ConnectError", f"upstream stream broke: {exc}") from None
         except aiohttp.ClientConnectionError as exc:
             raise UpstreamFailure("cooldown", "ConnectError", f"upstream connection failed: {exc}") from None
-        except TimeoutError:
-            raise UpstreamFailure("cooldown", "Timeout", "upstream timed out") from None

@@ -7,6 +7,7 @@ and the upstream's own usage figures come back as :class:`Piece`; tool calls are
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -72,18 +73,22 @@ class OpenAIProvider:
                 if resp.status != 200:
                     text = (await resp.content.read(4096)).decode("utf-8", "replace")
                     raise classify(resp.status, text, resp.headers.get("Retry-After"))
-                async for line in resp.content:
-                    if not line.startswith(b"data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == b"[DONE]":
-                        return
-                    piece = parse_event(data)
-                    if piece is not None:
-                        yield piece
+                try:
+                    async for line in resp.content:
+                        if not line.startswith(b"data:"):
+                            continue
+                        data = line[5:].strip()
+                        if data == b"[DONE]":
+                            continue  # drain to EOF so the connection goes back to the pool
+                        piece = parse_event(data)
+                        if piece is not None:
+                            yield piece
+                except (GeneratorExit, asyncio.CancelledError):
+                    resp.close()  # the client left: cut the upstream request, do not pool it
+                    raise
+        except TimeoutError:  # before ClientConnectionError: aiohttp's timeouts subclass both
+            raise UpstreamFailure("cooldown", "Timeout", "upstream timed out") from None
         except aiohttp.ClientPayloadError as exc:
             raise UpstreamFailure("cooldown", "ConnectError", f"upstream stream broke: {exc}") from None
         except aiohttp.ClientConnectionError as exc:
             raise UpstreamFailure("cooldown", "ConnectError", f"upstream connection failed: {exc}") from None
-        except TimeoutError:
-            raise UpstreamFailure("cooldown", "Timeout", "upstream timed out") from None

@@ -1,0 +1,201 @@
+"""Balancer decisions and upstream error classification (pure, with a fake clock)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.support.proxy_routes import upstream_route, user_route
+from tokenpool_proxy.balancer import Balancer, NoCapacity, NoUpstream
+from tokenpool_proxy.health import HealthBook
+from tokenpool_proxy.index import RouteIndex
+from tokenpool_proxy.providers import augment, openai_compat
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def setup(*upstreams, allocation=None):
+    clock = Clock()
+    index = RouteIndex()
+    index.replace_upstreams([(u.name, u) for u in upstreams])
+    health = HealthBook(usage_window_s=3600, cooldown_base_s=5, cooldown_max_s=600, clock=clock)
+    index.upstream_listeners.append(health.forget)
+    user = user_route("alice", "p" * 64, allocation or [u.name for u in upstreams])
+    index.replace_users([("alice", user)])
+    return Balancer(index, health), health, clock, user, index
+
+
+def up(name, **kw):
+    return upstream_route(name, f"https://{name}.example/", **kw)
+
+
+def test_least_recently_used_rotates_over_a_tier():
+    b, health, clock, user, _ = setup(up("a"), up("b"), up("c"))
+    picks = []
+    for _ in range(6):
+        name = b.pick(user, "Augment").upstream.name
+        health.started(name)
+        health.finished(name)
+        clock.now += 1
+        picks.append(name)
+    assert picks[:3] == ["a", "b", "c"] and picks[3:] == ["a", "b", "c"]
+
+
+def test_least_used_wins_over_allocation_order():
+    b, health, clock, user, _ = setup(up("a"), up("b"))
+    for _ in range(3):
+        health.started("a")
+        health.finished("a")
+    assert b.pick(user, "Augment").upstream.name == "b"
+
+
+def test_lower_tier_only_when_the_best_tier_is_unusable():
+    b, health, clock, user, _ = setup(up("a"), up("b"), allocation=[("a", 1), ("b", 2)])
+    health.started("a")  # busy (maxConcurrency 1): still no spill to tier 2
+    pick = b.pick(user, "Augment")
+    assert pick.upstream is None and pick.wake_in is None
+    health.finished("a")
+    health.cooldown("a", "RateLimited")
+    assert b.pick(user, "Augment").upstream.name == "b"
+
+
+def test_concurrency_and_min_interval():
+    b, health, clock, user, _ = setup(up("a", maxConcurrency=2, minIntervalSeconds=0))
+    health.started("a")
+    assert b.pick(user, "Augment").upstream.name == "a"
+    health.started("a")
+    assert b.pick(user, "Augment").upstream is None
+    b2, health2, clock2, user2, _ = setup(up("s", minIntervalSeconds=3))
+    health2.started("s")
+    health2.finished("s")
+    clock2.now += 1
+    pick = b2.pick(user2, "Augment")
+    assert pick.upstream is None and pick.wake_in == pytest.approx(2.0)
+    clock2.now += 2
+    assert b2.pick(user2, "Augment").upstream.name == "s"
+
+
+def test_unhealthy_suspended_and_other_provider_are_not_candidates():
+    b, health, clock, user, index = setup(
+        up("bad"),
+        up("susp", suspended=True),
+        up("down", healthy=False),
+        up("oai", provider="OpenAI"),
+        up("ok"),
+    )
+    health.unhealthy("bad", "Unauthorized")
+    assert b.pick(user, "Augment").upstream.name == "ok"
+    assert b.pick(user, "OpenAI").upstream.name == "oai"
+    health.unhealthy("ok", "Suspended")
+    with pytest.raises(NoUpstream) as info:
+        b.pick(user, "Augment")
+    assert info.value.allocated and info.value.retry_after is None
+
+
+def test_no_allocation_at_all_is_reported_as_such():
+    b, *_ = setup(up("a"))
+    lonely = user_route("bob", "q" * 64, [])
+    with pytest.raises(NoUpstream) as info:
+        b.pick(lonely, "Augment")
+    assert not info.value.allocated
+
+
+def test_cooldown_backoff_then_half_open_single_trial():
+    b, health, clock, user, _ = setup(up("a", maxConcurrency=4))
+    assert health.cooldown("a", "ServerError") == 5
+    with pytest.raises(NoUpstream) as info:
+        b.pick(user, "Augment")
+    assert info.value.retry_after == 5
+    clock.now += 5
+    assert health.get("a").half_open(clock.now)
+    health.started("a")  # the trial
+    assert b.pick(user, "Augment").upstream is None  # one trial at a time despite maxConcurrency 4
+    health.finished("a")
+    assert health.cooldown("a", "ServerError") == 10  # failed trial: backoff doubles
+    clock.now += 10
+    health.started("a")
+    health.success("a")
+    health.finished("a")
+    assert not health.get("a").half_open(clock.now)
+    assert health.cooldown("a", "RateLimited", 30) == 30  # Retry-After wins over backoff
+
+
+def test_route_change_forgets_verdicts():
+    b, health, clock, user, index = setup(up("a", token="old"))
+    health.unhealthy("a", "Unauthorized")
+    index.put_upstream("a", up("a", token="new"))
+    assert b.pick(user, "Augment").upstream.name == "a"
+
+
+async def test_acquire_waits_for_a_release_then_times_out_with_retry_after():
+    b, health, clock, user, _ = setup(up("a"))
+    b.health.clock = asyncio.get_running_loop().time  # real time for the waiting part
+    first = await b.acquire(user, "Augment")
+    waiter = asyncio.create_task(b.acquire(user, "Augment", wait_s=5))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    first.release()
+    second = await asyncio.wait_for(waiter, 1)
+    assert second.upstream.name == "a"
+    with pytest.raises(NoCapacity) as info:
+        await b.acquire(user, "Augment", wait_s=0.05)
+    assert info.value.retry_after >= 1
+    second.release()
+    second.release()  # idempotent
+    assert health.get("a").in_flight == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "text", "verdict", "reason"),
+    [
+        (401, "Invalid token", "unhealthy", "Unauthorized"),
+        (401, "", "unhealthy", "Unauthorized"),
+        (200, "Your subscription for account x@y is inactive.", "unhealthy", "Suspended"),
+        (403, "Your account has been suspended because of abuse", "unhealthy", "Suspended"),
+        (402, "You are out of user messages for account x", "unhealthy", "OutOfCredits"),
+        (200, "You have run out of credits", "unhealthy", "OutOfCredits"),
+        (200, "Your access has been restricted", "unhealthy", "Suspended"),
+        (200, "Request blocked. Please reach out to support@augmentcode.com", "cooldown", "Blocked"),
+        (429, "slow down", "cooldown", "RateLimited"),
+        (503, "unavailable", "cooldown", "ServerError"),
+        (500, "", "cooldown", "ServerError"),
+        (402, "payment", "fail", "ClientError"),
+        (400, "bad", "fail", "ClientError"),
+    ],
+)
+def test_augment_classification(status, text, verdict, reason):
+    failure = augment.classify(status, text, "7", blocked_s=600)
+    assert (failure.verdict, failure.reason) == (verdict, reason)
+    if reason == "Blocked":
+        assert failure.retry_after == 600
+    if reason == "RateLimited":
+        assert failure.retry_after == 7
+
+
+def test_stream_error_texts_only_at_the_start_of_an_answer():
+    assert augment.stream_error_text("Request blocked. Please reach out")
+    assert augment.stream_error_text("Your account has been suspended because x")
+    assert not augment.stream_error_text("Here is how a request blocked by a firewall looks")
+    assert not augment.stream_error_text("def invalid_token(): ...")
+    assert not augment.stream_error_text("The user is inactive when the flag is unset.")
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict", "reason"),
+    [
+        (401, "unhealthy", "Unauthorized"),
+        (429, "cooldown", "RateLimited"),
+        (502, "cooldown", "ServerError"),
+        (400, "fail", "ClientError"),
+    ],
+)
+def test_openai_classification(status, verdict, reason):
+    failure = openai_compat.classify(status, "x", None)
+    assert (failure.verdict, failure.reason) == (verdict, reason)

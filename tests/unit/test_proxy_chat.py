@@ -1,0 +1,276 @@
+"""The chat path in-process (ASGI) against the real fake-upstream server: conversion on the wire,
+streaming, failover for every fault kind, caps, disconnects, and bad input → documented 4xx."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import openai
+import pytest
+
+from tests.support.proxy_routes import new_personal_token, upstream_route, user_route
+from tests.support.waiting import async_wait_for
+
+PT = new_personal_token()
+MSGS = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "q1"},
+    {"role": "assistant", "content": "a1"},
+    {"role": "user", "content": "q2"},
+]
+
+
+async def pool(inprocess_proxy, fake, n=3, **settings):
+    ups = [upstream_route(f"t{i}", fake.tenant(f"t{i}"), token=f"tok{i}") for i in range(n)]
+    settings.setdefault("cooldown_base_seconds", 60)
+    return await inprocess_proxy(
+        users=[user_route("alice", PT, [u.name for u in ups])], upstreams=ups, **settings
+    )
+
+
+def sdk(proxy) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url="http://proxy/v1", api_key=PT, http_client=proxy.client, max_retries=0)
+
+
+async def test_non_stream_with_the_openai_sdk_and_the_wire_format(inprocess_proxy, fake_upstream):
+    fake_upstream.configure(text="Hello there, world!", chunks=4)
+    proxy = await pool(inprocess_proxy, fake_upstream, n=1)
+    out = await sdk(proxy).chat.completions.create(model="augment-chat", messages=MSGS)
+    assert out.choices[0].message.content == "Hello there, world!"
+    assert out.choices[0].finish_reason == "stop"
+    assert out.usage.completion_tokens == 5 and out.usage.prompt_tokens > 0
+    [req] = fake_upstream.requests()
+    assert req["path"] == "/t0/chat-stream" and req["token"] == "tok0"
+    h = req["headers"]
+    assert h["x-api-version"] == "2" and h["user-agent"].startswith("Augment.vscode-augment/")
+    assert len(h["x-request-id"]) == 36 and len(h["x-request-session-id"]) == 36
+    body = req["body"]
+    assert (body["message"], body["user_guidelines"], body["mode"]) == ("q2", "Be brief.", "CHAT")
+    assert [(i["request_message"], i["response_text"]) for i in body["chat_history"]] == [("q1", "a1")]
+
+
+async def test_stream_with_the_openai_sdk_and_usage(inprocess_proxy, fake_upstream):
+    fake_upstream.configure(text="abcdefghij", chunks=5, stop="done")
+    proxy = await pool(inprocess_proxy, fake_upstream, n=1)
+    stream = await sdk(proxy).chat.completions.create(
+        model="augment-agent", messages=MSGS, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = [c async for c in stream]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "abcdefghij"
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].usage.completion_tokens == 3  # same estimate as non-stream: ceil(10/4)
+    assert fake_upstream.requests()[0]["body"]["mode"] == "AGENT"
+
+
+async def test_stream_that_just_ends_is_still_an_answer(inprocess_proxy, fake_upstream):
+    fake_upstream.configure(text="tail", chunks=2, stop="eof")
+    proxy = await pool(inprocess_proxy, fake_upstream, n=1)
+    out = await sdk(proxy).chat.completions.create(model="augment-chat", messages=MSGS)
+    assert out.choices[0].message.content == "tail"
+
+
+FAULTS = [
+    ("unauthorized", {}, "Unauthorized", "unhealthy"),
+    ("suspended", {}, "Suspended", "unhealthy"),
+    ("suspended_in_stream", {}, "Suspended", "unhealthy"),
+    ("blocked", {}, "Blocked", "cooldown"),
+    ("rate_limited", {"retry_after": 30}, "RateLimited", "cooldown"),
+    ("server_error", {"status": 503}, "ServerError", "cooldown"),
+    ("drop", {"after_chunks": 0}, "ConnectError", "cooldown"),
+    ("hang", {}, "Timeout", "cooldown"),
+]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["non-stream", "stream"])
+@pytest.mark.parametrize(("fault", "spec", "reason", "verdict"), FAULTS, ids=[f[0] for f in FAULTS])
+async def test_failover_one_bad_token_of_three(
+    inprocess_proxy, fake_upstream, fault, spec, reason, verdict, stream
+):
+    proxy = await pool(inprocess_proxy, fake_upstream, read_timeout_seconds=0.5)
+    fake_upstream.fault("tok1", fault, **spec)
+    client = sdk(proxy)
+    for _ in range(6):
+        if stream:
+            s = await client.chat.completions.create(model="augment-chat", messages=MSGS, stream=True)
+            text = "".join([c.choices[0].delta.content or "" async for c in s if c.choices])
+        else:
+            text = (
+                (await client.chat.completions.create(model="augment-chat", messages=MSGS))
+                .choices[0]
+                .message.content
+            )
+        assert text == "Hello from the fake Augment upstream."
+    stats = fake_upstream.stats()
+    assert stats["tok1"]["requests"] == 1, "the bad token must be avoided after its failure"
+    assert stats["tok0"]["requests"] + stats["tok2"]["requests"] == 6
+    state = proxy.svc.health.get("t1")
+    if verdict == "unhealthy":
+        assert state.unhealthy_reason == reason
+    else:
+        assert state.cooldown_reason == reason and state.cooling(proxy.svc.health.clock())
+    if reason == "RateLimited":
+        assert state.cooldown_until - proxy.svc.health.clock() > 25  # Retry-After respected
+
+
+async def test_mid_stream_failure_ends_the_stream_with_an_error_event(inprocess_proxy, fake_upstream):
+    proxy = await pool(inprocess_proxy, fake_upstream, n=1)
+    fake_upstream.fault("tok0", "drop", after_chunks=2)
+    r = await proxy.client.post(
+        "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {PT}"},
+        json={"model": "augment-chat", "messages": MSGS, "stream": True},
+    )
+    assert r.status_code == 200
+    events = [e for e in r.text.split("\n\n") if e]
+    assert '"role":"assistant"' in events[0]
+    assert '"error"' in events[-2] and "ConnectError" in events[-2]
+    assert events[-1] == "data: [DONE]"
+    with pytest.raises(openai.APIError):
+        s = await sdk(proxy).chat.completions.create(model="augment-chat", messages=MSGS, stream=True)
+        [c async for c in s]
+
+
+async def test_every_token_failing_is_a_502_and_then_503_while_resting(inprocess_proxy, fake_upstream):
+    proxy = await pool(inprocess_proxy, fake_upstream, n=2)
+    for tok in ("tok0", "tok1"):
+        fake_upstream.fault(tok, "server_error")
+    r = await proxy.client.post(
+        "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {PT}"},
+        json={"model": "augment-chat", "messages": MSGS},
+    )
+    assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_error"
+    r = await proxy.client.post(
+        "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {PT}"},
+        json={"model": "augment-chat", "messages": MSGS},
+    )
+    assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1
+    assert r.json()["error"]["code"] == "upstreams_unavailable"
+
+
+async def test_concurrency_cap_holds_under_parallel_load(inprocess_proxy, fake_upstream):
+    fake_upstream.configure(delay_ms=20, chunks=3)
+    proxy = await pool(inprocess_proxy, fake_upstream, n=2, slot_wait_seconds=10)
+    client = sdk(proxy)
+    results = await asyncio.gather(
+        *[client.chat.completions.create(model="augment-chat", messages=MSGS) for _ in range(8)]
+    )
+    assert all(r.choices[0].message.content for r in results)
+    stats = fake_upstream.stats()
+    assert stats["tok0"]["max_in_flight"] == 1 and stats["tok1"]["max_in_flight"] == 1
+    assert stats["tok0"]["requests"] + stats["tok1"]["requests"] == 8
+
+
+async def test_busy_pool_answers_429_with_retry_after(inprocess_proxy, fake_upstream):
+    fake_upstream.configure(delay_ms=300, chunks=2)
+    proxy = await pool(inprocess_proxy, fake_upstream, n=1, slot_wait_seconds=0.05)
+    h = {"Authorization": f"Bearer {PT}"}
+    body = {"model": "augment-chat", "messages": MSGS}
+    slow = asyncio.create_task(proxy.client.post("/v1/chat/completions", headers=h, json=body))
+    await async_wait_for(lambda: _in_flight(proxy, "t0"), what="first request holds the slot")
+    r = await proxy.client.post("/v1/chat/completions", headers=h, json=body)
+    assert r.status_code == 429 and r.headers["retry-after"] == "1"
+    assert r.json()["error"]["type"] == "rate_limit_error"
+    assert (await slow).status_code == 200
+
+
+async def _in_flight(proxy, name):
+    return proxy.svc.health.get(name).in_flight > 0
+
+
+async def test_client_disconnect_cancels_upstream_and_frees_the_slot(inprocess_proxy, fake_upstream):
+    fake_upstream.configure(delay_ms=10_000, chunks=3)
+    proxy = await pool(inprocess_proxy, fake_upstream, n=1)
+    url = await proxy.serve()
+    async with (
+        httpx.AsyncClient(base_url=url) as client,
+        client.stream(
+            "POST",
+            "/v1/chat/completions",
+            headers={"Authorization": f"Bearer {PT}"},
+            json={"model": "augment-chat", "messages": MSGS, "stream": True},
+        ) as r,
+    ):
+        async for line in r.aiter_lines():
+            if line.startswith("data:"):
+                break
+        assert proxy.svc.health.get("t0").in_flight == 1
+        assert fake_upstream.stats()["tok0"]["in_flight"] == 1
+    # The client went away during a 10 s silence of the upstream: both sides are freed now.
+    await async_wait_for(lambda: _free(proxy, fake_upstream), timeout=5, what="slot and upstream freed")
+
+
+async def _free(proxy, fake):
+    return proxy.svc.health.get("t0").in_flight == 0 and fake.stats()["tok0"]["in_flight"] == 0
+
+
+BAD = [
+    (b"{not json", 400, "invalid_json"),
+    (b'{"model":"augment-chat"}', 400, None),
+    (b'{"model":"augment-chat","messages":[{"role":"user","content":5}]}', 400, None),
+    (b'{"model":"augment-chat","messages":[{"role":"user","content":"x"}],"max_tokens":"many"}', 400, None),
+    (b'{"model":"nope","messages":[{"role":"user","content":"x"}]}', 404, "model_not_found"),
+    (b'{"model":"augment-chat","messages":[{"role":"assistant","content":"x"}]}', 400, "invalid_messages"),
+    (
+        b'{"model":"augment-chat","messages":[{"role":"user","content":[{"type":"image_url"}]}]}',
+        400,
+        "unsupported_content",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "code"), BAD)
+async def test_bad_input_is_a_documented_4xx(inprocess_proxy, fake_upstream, body, status, code):
+    proxy = await pool(inprocess_proxy, fake_upstream, n=1)
+    r = await proxy.client.post(
+        "/v1/chat/completions",
+        content=body,
+        headers={"Authorization": f"Bearer {PT}", "Content-Type": "application/json"},
+    )
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert set(err) >= {"message", "type", "code"} and err["message"]
+    if code:
+        assert err["code"] == code
+    assert fake_upstream.requests() == []
+
+
+async def test_auth_and_size_errors(inprocess_proxy, fake_upstream):
+    proxy = await pool(inprocess_proxy, fake_upstream, n=1, max_body_bytes=1000)
+    ok = {"model": "augment-chat", "messages": MSGS}
+    r = await proxy.client.post("/v1/chat/completions", json=ok)
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+    r = await proxy.client.post(
+        "/v1/chat/completions", json=ok, headers={"Authorization": "Bearer " + "0" * 64}
+    )
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    huge = {"model": "augment-chat", "messages": [{"role": "user", "content": "x" * 5000}]}
+    r = await proxy.client.post("/v1/chat/completions", json=huge, headers={"Authorization": f"Bearer {PT}"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+
+    async def chunked():
+        for _ in range(10):
+            yield b"x" * 500
+
+    r = await proxy.client.post(
+        "/v1/chat/completions", content=chunked(), headers={"Authorization": f"Bearer {PT}"}
+    )
+    assert r.status_code == 413
+    r = await proxy.client.get("/v1/models", headers={"Authorization": f"Bearer {PT}"})
+    assert [m["id"] for m in r.json()["data"]] == ["augment-chat", "augment-agent"]
+    r = await proxy.client.get("/v1/nothing-here")
+    assert r.status_code == 404 and "error" in r.json()
+
+
+async def test_user_without_tokens_for_the_model_gets_403(inprocess_proxy, fake_upstream):
+    proxy = await inprocess_proxy(users=[user_route("alice", PT, [])])
+    r = await proxy.client.post(
+        "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {PT}"},
+        json={"model": "augment-chat", "messages": MSGS},
+    )
+    assert r.status_code == 403 and r.json()["error"]["code"] == "no_allocated_tokens"
