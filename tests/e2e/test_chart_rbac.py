@@ -62,6 +62,7 @@ def _access(verb: str, resource: str, where: str | None, ns: str) -> Access:
 
 PROXY_ALLOWED = [
     *[(v, r, "ns") for v in ("get", "list", "watch") for r in ("configmaps", "secrets")],
+    *[(v, f"{TP}:{r}", "ns") for v in ("get", "list", "watch") for r in ("poolusers", "upstreamtokens")],
     ("patch", f"{TP}:poolusers/status", "ns"),
     ("patch", f"{TP}:upstreamtokens/status", "ns"),
 ]
@@ -77,6 +78,7 @@ PROXY_DENIED = [
         for r in ("poolusers", "upstreamtokens")
     ],
     ("patch", f"{TP}:tokenallocations/status", "ns"),
+    ("update", f"{TP}:poolusers/status", "ns"),
     ("update", f"{TP}:tokenallocations", "ns"),
     ("patch", f"{TP}:poolusers/status", "other"),
     ("list", f"{TP}:poolusers", None),
@@ -88,21 +90,21 @@ PROXY_DENIED = [
     ("create", "serviceaccounts/token", "ns"),
     ("list", "namespaces", None),
     ("create", "rbac.authorization.k8s.io:rolebindings", "ns"),
+    ("create", "events", "ns"),
 ]
 OPERATOR_ALLOWED = [
     *[
         (v, f"{TP}:{r}", "ns")
-        for v in ("get", "list", "watch", "patch")
+        for v in ("get", "list", "watch")
         for r in ("poolusers", "upstreamtokens", "tokenallocations")
     ],
     *[("patch", f"{TP}:{r}/status", "ns") for r in ("poolusers", "upstreamtokens", "tokenallocations")],
     *[
         (v, r, "ns")
-        for v in ("get", "list", "watch", "create", "patch", "delete")
+        for v in ("get", "list", "watch", "create", "update", "delete")
         for r in ("secrets", "configmaps")
     ],
     ("create", "events", "ns"),
-    ("create", "events.k8s.io:events", "ns"),
     ("list", "apiextensions.k8s.io:customresourcedefinitions", None),
     ("watch", "apiextensions.k8s.io:customresourcedefinitions", None),
 ]
@@ -110,8 +112,13 @@ OPERATOR_DENIED = [
     *[(v, "secrets", "other") for v in ("get", "list", "create")],
     ("list", "secrets", None),
     ("list", "configmaps", "other"),
-    ("create", f"{TP}:poolusers", "ns"),
-    ("delete", f"{TP}:upstreamtokens", "ns"),
+    # Specs are the admins': the operator reads them and writes only status.
+    *[
+        (v, f"{TP}:{r}", "ns")
+        for v in ("create", "update", "patch", "delete")
+        for r in ("poolusers", "tokenallocations")
+    ],
+    ("update", f"{TP}:poolusers/status", "ns"),
     ("patch", f"{TP}:poolusers", "other"),
     ("create", "apiextensions.k8s.io:customresourcedefinitions", None),
     ("delete", "apiextensions.k8s.io:customresourcedefinitions", None),

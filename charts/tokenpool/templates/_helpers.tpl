@@ -112,14 +112,9 @@ tolerations:
 {{- end }}
 
 {{/*
-Environment both components share: their namespace (the one they watch) and the log settings.
-Call with (dict "ctx" $ "prefix" "TOKENPOOL_PROXY_").
+Environment both components share: the log settings. Call with (dict "ctx" $ "prefix" "TOKENPOOL_PROXY_").
 */}}
 {{- define "tokenpool.commonEnv" -}}
-- name: {{ .prefix }}NAMESPACE
-  valueFrom:
-    fieldRef:
-      fieldPath: metadata.namespace
 - name: {{ .prefix }}LOG_FORMAT
   value: {{ .ctx.Values.logging.format | quote }}
 - name: {{ .prefix }}LOG_LEVEL
@@ -182,4 +177,20 @@ Call with (dict "ctx" $ "prefix" "TOKENPOOL_PROXY_").
         {{- end }}
     {{- end }}
   {{- end }}
+{{- end }}
+
+{{/*
+proxy.models as the proxy's TOKENPOOL_PROXY_MODELS JSON: values use the chart's camelCase,
+the proxy's ModelSpec its field names.
+*/}}
+{{- define "tokenpool.proxy.modelsJson" -}}
+{{- $models := list }}
+{{- range .Values.proxy.models }}
+{{- $m := dict "id" .id }}
+{{- with .provider }}{{ $_ := set $m "provider" . }}{{ end }}
+{{- with .upstreamModel }}{{ $_ := set $m "upstream_model" . }}{{ end }}
+{{- with .mode }}{{ $_ := set $m "mode" . }}{{ end }}
+{{- $models = append $models $m }}
+{{- end }}
+{{- toJson $models }}
 {{- end }}
