@@ -209,3 +209,15 @@ async def test_conflict_retries_are_bounded(conflicts: int) -> None:
     else:
         assert "usage" not in store.status(KIND_USER, "alice")
         assert flusher.book.pending[user_key("alice")].total.requests == 1
+
+
+async def test_prime_reads_the_cluster_figures_without_writing() -> None:
+    store = MemoryStore()
+    store.create(KIND_USER, "alice", {"usage": {"daily": [{"date": "2026-11-25", "requests": 4}]}})
+    store.create(KIND_UPSTREAM, "tok", {"health": {"state": "Unhealthy", "reason": "Unauthorized"}})
+    balancer = HealthBook()
+    flusher = Flusher(UsageBook(), store, FixedClock(), health=HealthSync(balancer))
+    await flusher.prime()
+    assert flusher.book.seen[user_key("alice")].day("2026-11-25").requests == 4
+    assert balancer.get("tok").unhealthy_reason == "Unauthorized"
+    assert store.patches == 0

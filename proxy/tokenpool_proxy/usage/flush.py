@@ -100,14 +100,21 @@ class Flusher:
         async with self._lock:
             await self._flush()
 
+    async def prime(self) -> None:
+        """Read every object's status once, writing nothing: a new replica starts its limits and
+        health from the cluster's figures instead of zero."""
+        async with self._lock:
+            self._read_back(await self._list(), {})
+
+    async def _list(self) -> dict[str, dict[str, Stored]]:
+        return {kind: {s.name: s for s in await self.store.list(kind)} for kind in (KIND_USER, KIND_UPSTREAM)}
+
     async def _flush(self) -> None:
         now = self.clock.now()
         news = self.health.news() if self.health else {}
         deltas = self.book.take()
         try:
-            listed = {
-                kind: {s.name: s for s in await self.store.list(kind)} for kind in (KIND_USER, KIND_UPSTREAM)
-            }
+            listed = await self._list()
         except Exception:
             self.failures += 1
             for key in deltas:

@@ -107,7 +107,12 @@ class _LiveCollector(Collector):
         yield GaugeMetricFamily(
             "tokenpool_proxy_usage_unflushed_requests",
             "Counted requests not yet written to the API server",
-            value=sum(d.total.requests for (kind, _), d in flusher.book.pending.items() if kind == KIND_USER),
+            value=sum(
+                d.total.requests
+                for part in (flusher.book.pending, flusher.book.flushing)
+                for (kind, _), d in part.items()
+                if kind == KIND_USER
+            ),
         )
         for name, value, doc in (
             ("tokenpool_proxy_status_writes", flusher.writes, "Successful status writes"),

@@ -4,6 +4,7 @@ accepting connections and finished the in-flight requests, i.e. in the lifespan'
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -19,6 +20,8 @@ from .service import UsageService
 from .stats import pool_gauges
 from .store import KubeStatusStore, StatusStore
 
+log = logging.getLogger(__name__)
+
 
 def install(app: FastAPI, svc: Services, clock: Clock | None = None) -> None:
     """Replace the default in-memory sink (a sink a test injected stays) and add the routes."""
@@ -33,8 +36,9 @@ def install(app: FastAPI, svc: Services, clock: Clock | None = None) -> None:
     svc.usage = service
 
 
-def start(svc: Services, store: StatusStore | None = None) -> None:
-    """Start writing back to the API server (``store`` defaults to the settings' cluster)."""
+async def start(svc: Services, store: StatusStore | None = None) -> None:
+    """Read the cluster's usage and health once, then write back every interval (``store``
+    defaults to the settings' cluster). Runs in the lifespan's startup, before traffic."""
     service = svc.usage
     if not isinstance(service, UsageService):
         return
@@ -43,6 +47,11 @@ def start(svc: Services, store: StatusStore | None = None) -> None:
     flusher = Flusher(
         service.book, store, service.clock, settings.usage_flush_interval_seconds, HealthSync(svc.health)
     )
+    try:
+        await flusher.prime()
+    except Exception:
+        # Not fatal: the first flush reads again; until then limits count this replica only.
+        log.exception("could not read usage status at startup")
     service.start(flusher)
 
 
