@@ -84,7 +84,7 @@ def create_app(
                     settings.watch_retry_seconds,
                 )
                 tasks.append(asyncio.create_task(watcher.run(), name=f"watch-{kind.resource}"))
-            usage_wiring.start(svc)  # write-back needs the API server, like the watch
+            await usage_wiring.start(svc)  # write-back needs the API server, like the watch
         try:
             yield
         finally:
