@@ -16,6 +16,7 @@ from typing import Any
 import kopf
 
 from tokenpool import contract as c
+from tokenpool_operator import health
 from tokenpool_operator.kube import Kube, load_configuration
 from tokenpool_operator.state import State
 from tokenpool_operator.sync import Reconciler
@@ -189,6 +190,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     rec = Reconciler(memo.settings, kube, memo.state, {name: kwargs[name] for name in INDEXES})
     memo.reconciler = rec
     rec.queue.start()
+    memo.health = await health.serve(rec.queue, memo.settings.liveness_host, memo.settings.liveness_port)
     memo.resync = asyncio.create_task(_resync(rec, memo.settings.resync_seconds))
 
 
@@ -212,14 +214,6 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if rec is None:
         return
     memo.resync.cancel()
+    await memo.health.cleanup()
     await rec.queue.stop()
     await rec.kube.close()
-
-
-@kopf.on.probe(id="queue")
-def queue_probe(memo: kopf.Memo, **_: Any) -> dict[str, int]:
-    rec: Reconciler | None = getattr(memo, "reconciler", None)
-    return {"pending": rec.queue.pending(), "processed": rec.queue.processed} if rec else {}
-
-
-__all__ = ["INDEXES", "Kube"]

@@ -24,6 +24,5 @@ def run(settings: OperatorSettings | None = None) -> None:
         standalone=True,
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
-        liveness_endpoint=f"http://{settings.liveness_host}:{settings.liveness_port}/healthz",
         memo=kopf.Memo(state=State(), settings=settings),
     )

@@ -37,6 +37,12 @@ class WorkQueue:
     def pending(self) -> int:
         return len(self._queued) + len(self._running)
 
+    def stats(self) -> dict[str, int]:
+        return {"pending": self.pending(), "processed": self.processed, "failing": len(self._failures)}
+
+    def alive(self) -> bool:
+        return bool(self._tasks) and not any(t.done() for t in self._tasks)
+
     def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._work(), name=f"tokenpool-worker-{i}") for i in range(self._workers)
