@@ -45,7 +45,7 @@ class Pool:
 
 
 @pytest.fixture
-def pool(
+def usage_pool(
     namespace: str,
     usage_objects: Callable[[str], UsageObjects],
     routes_in_cluster: Callable[[str], RoutesInCluster],
@@ -86,9 +86,9 @@ def _replicas(
 
 
 async def test_concurrent_requests_over_two_replicas_are_counted_exactly(
-    pool: Callable[..., Pool], proxy_process: Callable[..., ProxyProcess]
+    usage_pool: Callable[..., Pool], proxy_process: Callable[..., ProxyProcess]
 ) -> None:
-    p = pool()
+    p = usage_pool()
     replicas = _replicas(proxy_process, p.namespace)
     n = 200
     result = await chat_load([r.url for r in replicas], p.personal_token, n, concurrency=24)
@@ -104,11 +104,11 @@ async def test_concurrent_requests_over_two_replicas_are_counted_exactly(
 
 
 async def test_sigterm_mid_load_finishes_in_flight_requests_and_loses_nothing(
-    pool: Callable[..., Pool],
+    usage_pool: Callable[..., Pool],
     proxy_process: Callable[..., ProxyProcess],
     fake_upstream: FakeUpstream,
 ) -> None:
-    p = pool()
+    p = usage_pool()
     fake_upstream.configure(first_delay_ms=150)
     # A long interval: only the final flush on SIGTERM can save the stopping replica's counts.
     stopping = proxy_process(p.namespace, usage_flush_interval_seconds=3600, slot_wait_seconds=10)
@@ -127,10 +127,10 @@ async def test_sigterm_mid_load_finishes_in_flight_requests_and_loses_nothing(
 
 
 async def test_sigkill_loses_at_most_one_flush_interval(
-    pool: Callable[..., Pool], proxy_process: Callable[..., ProxyProcess], fake_upstream: FakeUpstream
+    usage_pool: Callable[..., Pool], proxy_process: Callable[..., ProxyProcess], fake_upstream: FakeUpstream
 ) -> None:
     interval = 1.0
-    p = pool()
+    p = usage_pool()
     fake_upstream.configure(first_delay_ms=20)
     killed, alive = _replicas(proxy_process, p.namespace, usage_flush_interval_seconds=interval)
     load = asyncio.create_task(chat_load([killed.url, alive.url], p.personal_token, 400, concurrency=8))
@@ -155,9 +155,9 @@ async def test_sigkill_loses_at_most_one_flush_interval(
 
 
 def test_daily_and_minute_limits_across_replicas_and_the_next_utc_day(
-    pool: Callable[..., Pool], proxy_process: Callable[..., ProxyProcess]
+    usage_pool: Callable[..., Pool], proxy_process: Callable[..., ProxyProcess]
 ) -> None:
-    p = pool(requestsPerDay=3)
+    p = usage_pool(requestsPerDay=3)
     today = proxy_process(p.namespace, usage_flush_interval_seconds=INTERVAL)
     headers = {"Authorization": f"Bearer {p.personal_token}"}
     with httpx.Client(timeout=30, headers=headers) as client:
@@ -182,8 +182,10 @@ def test_daily_and_minute_limits_across_replicas_and_the_next_utc_day(
     assert [d.requests for d in daily] == [3, 1]
 
 
-def test_per_minute_limit(pool: Callable[..., Pool], proxy_process: Callable[..., ProxyProcess]) -> None:
-    p = pool(requestsPerMinute=2)
+def test_per_minute_limit(
+    usage_pool: Callable[..., Pool], proxy_process: Callable[..., ProxyProcess]
+) -> None:
+    p = usage_pool(requestsPerMinute=2)
     now_proxy = proxy_process(p.namespace, usage_flush_interval_seconds=INTERVAL)
     headers = {"Authorization": f"Bearer {p.personal_token}"}
     with httpx.Client(timeout=30, headers=headers) as client:
@@ -203,12 +205,12 @@ def test_per_minute_limit(pool: Callable[..., Pool], proxy_process: Callable[...
 
 
 def test_unhealthy_token_shows_in_status_within_one_interval_and_other_replica_avoids_it(
-    pool: Callable[..., Pool],
+    usage_pool: Callable[..., Pool],
     proxy_process: Callable[..., ProxyProcess],
     fake_upstream: FakeUpstream,
     kubectl: Callable[..., Any],
 ) -> None:
-    p = pool()
+    p = usage_pool()
     finder, other = _replicas(proxy_process, p.namespace)
     fake_upstream.fault(p.credentials["tok-a"], "unauthorized")
     headers = {"Authorization": f"Bearer {p.personal_token}"}
