@@ -191,6 +191,19 @@ def test_watch_sees_an_update(kube_api: kubernetes.client.ApiClient, namespace: 
     assert events == [("MODIFIED", "watched", {"v": "2"})]
 
 
+def test_from_kubeconfig_uses_the_cluster_and_never_stops_it(control_plane: ControlPlane) -> None:
+    external = ControlPlane.from_kubeconfig(control_plane.kubeconfig)
+    assert (external.server, external.ca_pem, external.embedded) == (
+        control_plane.server,
+        control_plane.ca_pem,
+        False,
+    )
+    external.stop()
+    with external.api_client() as client:
+        names = [n.metadata.name for n in kubernetes.client.CoreV1Api(client).list_namespace().items]
+    assert "default" in names
+
+
 CHILD = """
 import json, sys, threading
 from tokenpool.devtools import ControlPlane

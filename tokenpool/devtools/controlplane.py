@@ -136,7 +136,6 @@ class ControlPlane:
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
             "--enable-priority-and-fairness=false",
             "--profiling=false",
-            "--v=1",
         ]
         # Started together: the API server retries etcd until it answers, so nothing is gained
         # by waiting for etcd first.
