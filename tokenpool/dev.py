@@ -9,138 +9,98 @@ outlives this process. State (etcd data, PKI, logs) lives in ``.tokenpool/dev`` 
 
 from __future__ import annotations
 
-import fcntl
-import os
-import socket
+import signal
 import sys
 import time
 from pathlib import Path
-from typing import IO, Annotated, Any, cast
+from types import FrameType
+from typing import Annotated, Any, cast
 
 import typer
 
 from tokenpool import contract
 from tokenpool.dev_demo import DEMO_LABEL, Instructions, demo_users, http_json, point_at_fake
+from tokenpool.dev_session import (
+    REPO_ROOT,
+    DevError,
+    DevSession,
+    default_state_dir,
+    echo,
+    free_port,
+    listening,
+    port_free,
+    wait_until,
+)
 from tokenpool.devtools import binaries
-from tokenpool.devtools.processes import ManagedProcess, register_cleanup
+from tokenpool.devtools.processes import register_cleanup
 
-REPO_ROOT = binaries.REPO_ROOT
 DEFAULT_NAMESPACE = "tokenpool-dev"
 
 
-def default_state_dir() -> Path:
-    if (REPO_ROOT / ".git").exists():
-        return REPO_ROOT / ".tokenpool" / "dev"
-    return binaries.cache_dir() / "dev"
+def start_servers(session: DevSession, kubeconfig_path: str, demo: bool) -> int | None:
+    """Start the fake upstream (if demo), the operator and the proxy all at once: their start-up
+    (mostly Python imports) overlaps. Returns the fake upstream's port."""
+    python = sys.executable
+    fake_port = free_port() if demo else None
+    if fake_port is not None:
+        argv = [python, "-m", "tokenpool.devtools.fake_augment", "--port", str(fake_port), "--no-record"]
+        session.spawn("fake-augment", argv, {})
+    if not port_free(session.port):
+        new = free_port()
+        echo(f"port {session.port} is busy: the proxy uses {new}")
+        session.port = new
+    session.spawn(
+        "operator",
+        [python, "-m", "tokenpool.cli", "operator"],
+        {
+            "KUBECONFIG": kubeconfig_path,
+            "TOKENPOOL_OPERATOR_NAMESPACES": session.namespace,
+            "TOKENPOOL_OPERATOR_LIVENESS_HOST": "127.0.0.1",
+            "TOKENPOOL_OPERATOR_LIVENESS_PORT": str(free_port()),
+            "TOKENPOOL_OPERATOR_LOG_FORMAT": "text",
+        },
+    )
+    session.spawn(
+        "proxy",
+        [python, "-m", "tokenpool.cli", "proxy"],
+        {
+            "KUBECONFIG": kubeconfig_path,
+            "TOKENPOOL_PROXY_KUBECONFIG": kubeconfig_path,
+            "TOKENPOOL_PROXY_NAMESPACE": session.namespace,
+            "TOKENPOOL_PROXY_HOST": "127.0.0.1",
+            "TOKENPOOL_PROXY_PORT": str(session.port),
+            "TOKENPOOL_PROXY_LOG_FORMAT": "text",
+        },
+    )
+    return fake_port
 
 
-def echo(message: str) -> None:
-    typer.echo(f"[tokenpool dev] {message}", err=True)
+def wait_user(session: DevSession, target: Any, url: str, name: str) -> str:
+    """The user's personal token, once the operator generated it and the proxy accepts it."""
+    from tokenpool.admin_ops import personal_token
 
+    def token() -> str:
+        return personal_token(target, name) or ""
 
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
+    pt = wait_until(f"the personal token of {name}", token, session.timeout, session.children)
 
+    def known() -> bool:
+        return bool((http_json(url + "/api/user/info", pt)[1] or {}).get("status") == "success")
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(what: str, check: Any, timeout: float, children: list[ManagedProcess]) -> Any:
-    """Poll ``check()`` until truthy; fail early when a child died, with its log tail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        for child in children:
-            if not child.alive():
-                raise DevError(f"{child.name} exited while waiting for {what}:\n{child.log_tail(30)}")
-        if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {c.name} ({c.log_path}) ---\n{c.log_tail(15)}" for c in children)
-            raise DevError(f"timed out after {timeout:g}s waiting for {what}\n{tails}")
-        time.sleep(0.2)  # polling child processes and the local proxy
-
-
-class DevError(RuntimeError):
-    """`tokenpool dev` cannot continue; the message says why."""
-
-
-class DevSession:
-    """Everything one `tokenpool dev` run starts, in start order (stopped in reverse)."""
-
-    def __init__(self, state_dir: Path, namespace: str, port: int, timeout: float) -> None:
-        self.state = state_dir
-        self.logs = state_dir / "logs"
-        self.namespace = namespace
-        self.port = port
-        self.timeout = timeout
-        self.children: list[ManagedProcess] = []
-        self.plane: Any = None
-        self._lock: IO[str] | None = None
-
-    def lock(self) -> None:
-        """One `tokenpool dev` per state directory: two would share one etcd data dir."""
-        self.logs.mkdir(parents=True, exist_ok=True)
-        self._lock = (self.state / "lock").open("a+")
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise DevError(
-                f"another `tokenpool dev` is running with state {self.state}; stop it first"
-            ) from exc
-
-    def start_cluster(self, use_current: bool, kubeconfig: str | None) -> str:
-        from tokenpool.dev_build import ensure_binaries
-        from tokenpool.devtools import ControlPlane
-
-        t = time.monotonic()
-        if use_current or kubeconfig:
-            path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or "~/.kube/config"
-            self.plane = ControlPlane.from_kubeconfig(Path(path).expanduser())
-            echo(f"using the cluster of {self.plane.kubeconfig}: {self.plane.server}")
-        else:
-            bin_dir = ensure_binaries(echo)
-            echo("starting the embedded control plane (etcd + kube-apiserver) ...")
-            self.plane = ControlPlane.launch(bin_dir, workdir=self.state / "controlplane")
-            echo(f"control plane {self.plane.server} ready in {time.monotonic() - t:.1f}s")
-        return str(self.plane.kubeconfig)
-
-    def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> ManagedProcess:
-        child = ManagedProcess(name, argv, self.logs / f"{name}.log", env={**os.environ, **env})
-        self.children.append(child)
-        return child
-
-    def stop(self) -> None:
-        while self.children:
-            self.children.pop().stop(5.0)
-        if self.plane is not None and self.plane.embedded:
-            self.plane.stop()
-        self.plane = None
-
-
-def _wait_port(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+    wait_until(f"the proxy to accept {name}'s token", known, session.timeout, session.children)
+    return pt
 
 
 def run(session: DevSession, use_current: bool, kubeconfig: str | None, demo: bool | None) -> Instructions:
     """Start everything and wait until the printed instructions work; return them."""
-    from tokenpool.admin_ops import personal_token
     from tokenpool.kubeapply import apply, apply_all, load_yaml_dir, wait_crds_established
     from tokenpool.kubeclient import Target
 
     session.lock()
-    register_cleanup(session.stop)
     kubeconfig_path = session.start_cluster(use_current, kubeconfig)
+    # Registered after the control plane's own cleanup, so it runs first (newest first): the
+    # operator and the proxy stop before the API server they talk to goes away.
+    register_cleanup(session.stop)
     api = session.plane.api_client()
     target = Target(api=api, namespace=session.namespace)
 
@@ -158,16 +118,10 @@ def run(session: DevSession, use_current: bool, kubeconfig: str | None, demo: bo
             ),
         )
         demo = not any(DEMO_LABEL not in (o["metadata"].get("labels") or {}) for o in own.get("items", []))
-    python = sys.executable
+    fake_port = start_servers(session, kubeconfig_path, demo)
     users: list[tuple[str, str]] = []
-    if demo:
-        fake_port = free_port()
-        fake = session.spawn(
-            "fake-augment",
-            [python, "-m", "tokenpool.devtools.fake_augment", "--port", str(fake_port), "--no-record"],
-            {},
-        )
-        wait_until("the fake upstream", lambda: _wait_port(fake_port), 30, [fake])
+    if fake_port is not None:
+        wait_until("the fake upstream", lambda: listening(fake_port), 30, session.children)
         examples = load_yaml_dir(REPO_ROOT / "examples")
         for doc in examples:
             doc.get("metadata", {}).pop("namespace", None)
@@ -177,51 +131,11 @@ def run(session: DevSession, use_current: bool, kubeconfig: str | None, demo: bo
         echo(f"demo upstream on 127.0.0.1:{fake_port}; applied {len(docs)} manifests from examples/")
     else:
         echo("real upstream tokens are configured in the namespace: no demo upstream, no examples")
-
-    if not port_free(session.port):
-        new = free_port()
-        echo(f"port {session.port} is busy: the proxy uses {new}")
-        session.port = new
-    common = {"KUBECONFIG": kubeconfig_path}
-    session.spawn(
-        "operator",
-        [python, "-m", "tokenpool.cli", "operator"],
-        {
-            **common,
-            "TOKENPOOL_OPERATOR_NAMESPACES": session.namespace,
-            "TOKENPOOL_OPERATOR_LIVENESS_HOST": "127.0.0.1",
-            "TOKENPOOL_OPERATOR_LIVENESS_PORT": str(free_port()),
-            "TOKENPOOL_OPERATOR_LOG_FORMAT": "text",
-        },
-    )
-    session.spawn(
-        "proxy",
-        [python, "-m", "tokenpool.cli", "proxy"],
-        {
-            **common,
-            "TOKENPOOL_PROXY_KUBECONFIG": kubeconfig_path,
-            "TOKENPOOL_PROXY_NAMESPACE": session.namespace,
-            "TOKENPOOL_PROXY_HOST": "127.0.0.1",
-            "TOKENPOOL_PROXY_PORT": str(session.port),
-            "TOKENPOOL_PROXY_LOG_FORMAT": "text",
-        },
-    )
     url = f"http://127.0.0.1:{session.port}"
-    echo(f"operator and proxy started; waiting until {url} serves the demo users ...")
+    echo(f"waiting until {url} serves the demo users ...")
     children, timeout = session.children, session.timeout
     wait_until("the proxy's /readyz", lambda: http_json(url + "/readyz")[0] == 200, timeout, children)
-    tokens = []
-    for name, role in users:
-        pt = wait_until(
-            f"the personal token of {name}", lambda n=name: personal_token(target, n), timeout, children
-        )
-        wait_until(
-            f"the proxy to know {name}",
-            lambda pt=pt: (http_json(url + "/api/user/info", pt)[1] or {}).get("status") == "success",
-            timeout,
-            children,
-        )
-        tokens.append((name, role, pt))
+    tokens = [(name, role, wait_user(session, target, url, name)) for name, role in users]
     info = Instructions(url, session.namespace, kubeconfig_path, tokens, "", str(session.logs), demo)
     if tokens:
         user_pt = info.user_token()
@@ -236,9 +150,20 @@ def run(session: DevSession, use_current: bool, kubeconfig: str | None, demo: bo
     return info
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM end the run through KeyboardInterrupt (and so through ``finally``),
+    also when started in the background, where SIGINT is inherited as ignored."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def supervise(session: DevSession) -> None:
     """Block until Ctrl-C, or until a child dies (then show why and fail)."""
-    while True:
+    while session.children:
         for child in session.children:
             if not child.alive():
                 raise DevError(f"{child.name} exited unexpectedly:\n{child.log_tail(30)}")
@@ -283,6 +208,7 @@ def dev_command(
     Prints the proxy URL, the demo users' personal tokens and commands that work as printed.
     Ctrl-C stops everything.
     """
+    stop_on_signals()
     session = DevSession(state_dir or default_state_dir(), namespace, port, timeout)
     started = time.monotonic()
     try:
