@@ -63,7 +63,7 @@ def load_api_server(kubeconfig: str = "") -> ApiServer:
         ctx = False
 
     def auth() -> str | None:
-        value = cfg.get_api_key_with_prefix("authorization")
+        value = cfg.get_api_key_with_prefix("BearerToken", alias="authorization")
         return str(value) if value else None
 
     return ApiServer(cfg.host.rstrip("/"), ctx, auth)
