@@ -19,9 +19,6 @@ from tokenpool import contract
 from tokenpool.kubeclient import Target
 from tokenpool.status import Counts, Usage, utc_date
 
-# Setting this annotation to a new value asks the operator to generate a new personal token.
-ANNOTATION_ROTATE = "tokenpool.io/rotate-personal-token"
-
 
 class AdminError(RuntimeError):
     """An operation that cannot be done, with a message for the person at the terminal."""
@@ -139,9 +136,20 @@ def wait_personal_token(target: Target, name: str, timeout: float, previous: str
 
 
 def rotate(target: Target, name: str) -> str | None:
-    """Ask the operator for a new personal token; return the old one (to wait for a change)."""
+    """Ask the operator for a new personal token; return the old one (to wait for a change).
+
+    Only generated tokens rotate: a brought token (``personalTokenSecretRef``) is the admin's.
+    """
+    user = _get(target, contract.PLURAL_USER, name)
+    ref = (user.get("spec") or {}).get("personalTokenSecretRef")
+    if ref:
+        raise AdminError(
+            f"{name!r} brings its own personal token (Secret {ref['name']!r}): write a new value there, "
+            "or remove spec.personalTokenSecretRef to let the operator generate one"
+        )
     old = personal_token(target, name)
-    patch = {"metadata": {"annotations": {ANNOTATION_ROTATE: datetime.now(UTC).isoformat()}}}
+    value = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    patch = {"metadata": {"annotations": {contract.ANNOTATION_ROTATE_PERSONAL_TOKEN: value}}}
     try:
         target.custom.patch_namespaced_custom_object(
             contract.GROUP, contract.VERSION, target.namespace, contract.PLURAL_USER, name, patch

@@ -183,3 +183,56 @@ def test_console_script_help_reads_well() -> None:
         [str(TOKENPOOL), "users", "create", "--help"], capture_output=True, text=True, check=True
     )
     assert "personal token" in out.stdout and "--quota" in out.stdout
+
+
+def test_users_create_prints_the_generated_token_once_then_token_and_rotate(
+    tp: Callable[..., Result],
+    kubectl: Kubectl,
+    kube_api: kubernetes.client.ApiClient,
+    namespace: str,
+    operator_process: Callable[..., Any],
+) -> None:
+    operator_process(namespace)
+    res = tp("users", "create", "frank", "--email", "frank@example.com", "--role", "Admin", "--quota", "2")
+    assert res.exit_code == 0, res.output
+    token = res.stdout.strip()
+    assert len(token) == 64 and int(token, 16) >= 0  # only the token on stdout: scriptable
+    spec = get(kube_api, namespace, contract.PLURAL_USER, "frank")["spec"]
+    assert (spec["email"], spec["role"], spec["tokenQuota"]) == ("frank@example.com", "Admin", 2)
+    # The same value kubectl reads from the operator's Secret.
+    raw = kubectl(
+        "get",
+        "secret",
+        contract.personal_token_secret_name("frank"),
+        "-n",
+        namespace,
+        "-o",
+        "jsonpath={.data.token}",
+    ).stdout
+    assert base64.b64decode(raw).decode() == token
+
+    res = tp("users", "token", "frank")
+    assert res.exit_code == 0 and res.stdout.strip() == token
+
+    res = tp("users", "rotate", "frank")
+    assert res.exit_code == 0, res.output
+    rotated = res.stdout.strip()
+    assert len(rotated) == 64 and rotated != token
+    assert tp("users", "token", "frank").stdout.strip() == rotated
+
+    res = tp("users", "create", "frank")
+    assert res.exit_code == 1 and "already exists" in res.output
+
+
+def test_users_create_rejects_bad_input_before_the_cluster(tp: Callable[..., Result]) -> None:
+    res = tp("users", "create", "gina", "--role", "Root")
+    assert res.exit_code == 2 and "User or Admin" in res.output
+    res = tp("users", "create", "gina", "--email", "not-an-email", "--timeout", "1")
+    assert res.exit_code == 1 and "email must look like" in res.output
+
+
+def test_rotate_refuses_a_brought_token(tp: Callable[..., Result], kubectl: Kubectl, namespace: str) -> None:
+    apply_yaml(kubectl, namespace, user_yaml("hank", "{personalTokenSecretRef: {name: hank-old}}"))
+    res = tp("users", "rotate", "hank")
+    assert res.exit_code == 1
+    assert "hank-old" in res.output and "personalTokenSecretRef" in res.output
