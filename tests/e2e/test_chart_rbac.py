@@ -7,49 +7,19 @@ are made with a TokenRequest token of its ServiceAccount.
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import kubernetes
 import pytest
 from kubernetes.client.rest import ApiException
 
-from tests.support.helm import Helm, one, to_yaml_stream
-from tests.support.rbac import Access, service_account_can
+from tests.support.rbac import Access, Identities, service_account_can
 from tokenpool import contract
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
-RBAC_KINDS = {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
 TP = contract.GROUP
 OTHER = "kube-system"  # "another namespace": exists on every API server
-
-
-@dataclass(frozen=True)
-class Identities:
-    namespace: str
-    operator: str
-    proxy: str
-
-
-@pytest.fixture
-def chart_rbac(
-    helm: Helm, namespace: str, kubectl: Callable[..., subprocess.CompletedProcess[str]]
-) -> Iterator[Identities]:
-    """Apply the chart's RBAC objects (default values) into ``namespace``; afterwards remove the
-    cluster-scoped ones (the namespace goes with the test)."""
-    rendered = [m for m in helm.template(namespace=namespace) if m["kind"] in RBAC_KINDS]
-    kubectl("apply", "-f", "-", input=to_yaml_stream(rendered))
-    yield Identities(
-        namespace,
-        one(rendered, "ServiceAccount", "operator")["metadata"]["name"],
-        one(rendered, "ServiceAccount", "proxy")["metadata"]["name"],
-    )
-    cluster_scoped = [
-        f"{m['kind'].lower()}/{m['metadata']['name']}" for m in rendered if m["kind"].startswith("Cluster")
-    ]
-    kubectl("delete", "--ignore-not-found", *cluster_scoped)
 
 
 def _access(verb: str, resource: str, where: str | None, ns: str) -> Access:
@@ -107,6 +77,8 @@ OPERATOR_ALLOWED = [
     ("create", "events", "ns"),
     ("list", "apiextensions.k8s.io:customresourcedefinitions", None),
     ("watch", "apiextensions.k8s.io:customresourcedefinitions", None),
+    ("list", "namespaces", None),
+    ("watch", "namespaces", None),
 ]
 OPERATOR_DENIED = [
     *[(v, "secrets", "other") for v in ("get", "list", "create")],
@@ -127,6 +99,7 @@ OPERATOR_DENIED = [
     ("create", "serviceaccounts/token", "ns"),
     ("create", "rbac.authorization.k8s.io:roles", "ns"),
     ("list", "nodes", None),
+    *[(v, "namespaces", None) for v in ("create", "update", "patch", "delete")],
 ]
 
 

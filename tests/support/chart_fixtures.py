@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.helm import ALL_FEATURES_VALUES, Helm, Manifest
+from tests.support.helm import ALL_FEATURES_VALUES, Helm, Manifest, one, to_yaml_stream
+from tests.support.rbac import Identities
 from tokenpool.devtools import binaries
 
 
@@ -46,3 +49,25 @@ def default_render(helm: Helm) -> list[Manifest]:
 def all_features_render(helm: Helm) -> list[Manifest]:
     """The chart rendered with every optional feature on (ci/all-features-values.yaml)."""
     return helm.template(ALL_FEATURES_VALUES)
+
+
+RBAC_KINDS = {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+
+
+@pytest.fixture
+def chart_rbac(
+    helm: Helm, namespace: str, kubectl: Callable[..., subprocess.CompletedProcess[str]]
+) -> Iterator[Identities]:
+    """Apply the chart's RBAC objects (default values) into ``namespace`` for real; afterwards
+    remove the cluster-scoped ones (the namespace goes with the test)."""
+    rendered = [m for m in helm.template(namespace=namespace) if m["kind"] in RBAC_KINDS]
+    kubectl("apply", "-f", "-", input=to_yaml_stream(rendered))
+    yield Identities(
+        namespace,
+        one(rendered, "ServiceAccount", "operator")["metadata"]["name"],
+        one(rendered, "ServiceAccount", "proxy")["metadata"]["name"],
+    )
+    cluster_scoped = [
+        f"{m['kind'].lower()}/{m['metadata']['name']}" for m in rendered if m["kind"].startswith("Cluster")
+    ]
+    kubectl("delete", "--ignore-not-found", *cluster_scoped)

@@ -8,6 +8,15 @@ import kubernetes
 
 
 @dataclass(frozen=True)
+class Identities:
+    """The chart's ServiceAccounts, applied in ``namespace``."""
+
+    namespace: str
+    operator: str
+    proxy: str
+
+
+@dataclass(frozen=True)
 class Access:
     """One request a ServiceAccount might make: ``verb`` on ``group/resource[/subresource]``,
     in ``namespace`` (None: cluster-scoped)."""
