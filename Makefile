@@ -4,8 +4,11 @@
 bootstrap:
 	@bash hack/bootstrap.sh
 
-dev: bootstrap
-	.venv/bin/tokenpool dev
+# `tokenpool dev` builds the control-plane binaries itself when missing (progress bar + estimate).
+# Options: make dev DEV_ARGS="--use-current-context --port 9090"
+dev:
+	@TOKENPOOL_SKIP_BINARIES=1 bash hack/bootstrap.sh
+	.venv/bin/tokenpool dev $(DEV_ARGS)
 
 test: bootstrap
 	.venv/bin/python -m pytest -q $(PYTEST_ARGS)

@@ -21,7 +21,8 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   echo "$want" > "$stamp"
 fi
 
-if [[ -z "${TOKENPOOL_KUBECONFIG:-}" ]]; then
+# `make dev` skips this: `tokenpool dev` builds them itself, with a progress bar (or uses a cluster).
+if [[ -z "${TOKENPOOL_KUBECONFIG:-}" && "${TOKENPOOL_SKIP_BINARIES:-}" != 1 ]]; then
   t=$SECONDS
   bash "$ROOT/hack/build-binaries.sh" >/dev/null
   echo "[bootstrap] control-plane binaries ready ($((SECONDS - t))s)" >&2
