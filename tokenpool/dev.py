@@ -96,6 +96,10 @@ def run(session: DevSession, use_current: bool, kubeconfig: str | None, demo: bo
     from tokenpool.kubeapply import apply, apply_all, load_yaml_dir, wait_crds_established
     from tokenpool.kubeclient import Target
 
+    if not (REPO_ROOT / "crds").is_dir() or not (REPO_ROOT / "examples").is_dir():
+        raise DevError(
+            f"tokenpool dev runs from a checkout of the repository (no crds/ or examples/ in {REPO_ROOT})"
+        )
     session.lock()
     kubeconfig_path = session.start_cluster(use_current, kubeconfig)
     # Registered after the control plane's own cleanup, so it runs first (newest first): the

@@ -166,3 +166,57 @@ def test_dev_prints_working_instructions_and_stops_cleanly(tmp_path: Path, dev_r
     assert personal_tokens(again.text()) == tokens
     print(f"tokenpool dev ready: first run {first_start:.1f}s, second run {second_start:.1f}s")
     assert again.interrupt() == 0
+
+
+def test_dev_on_an_existing_cluster_with_real_tokens_starts_no_demo_and_leaves_the_cluster(
+    tmp_path: Path,
+    control_plane: Any,
+    namespace: str,
+    kubectl: Any,
+) -> None:
+    """--use-current-context: nothing is started for the cluster and nothing of it is stopped;
+    UpstreamTokens an admin created (not the demo's) mean no fake upstream and no examples."""
+    kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input="apiVersion: tokenpool.io/v1alpha1\nkind: UpstreamToken\nmetadata: {name: real-one}\n"
+        "spec: {endpoint: 'https://d5.api.augmentcode.com/', credentialSecretRef: {name: real-one}}\n",
+    )
+    port = free_port()
+    argv = [str(TOKENPOOL), "dev", "--use-current-context", "-n", namespace, "--port", str(port)]
+    argv += ["--state-dir", str(tmp_path / "state")]
+    out, err = tmp_path / "dev.out", tmp_path / "dev.err"
+    env = {**os.environ, "KUBECONFIG": control_plane.kubeconfig}
+    with out.open("w") as o, err.open("w") as e:
+        proc = subprocess.Popen(argv, stdout=o, stderr=e, stdin=subprocess.DEVNULL, env=env)
+    try:
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"tokenpool dev exited {proc.returncode}:\n{err.read_text()}")
+            return READY_LINE in out.read_text()
+
+        wait_for(ready, timeout=120, interval=0.2, what="tokenpool dev's instructions")
+        text = out.read_text()
+        assert f"Proxy URL: http://127.0.0.1:{port}" in text
+        assert "No demo users" in text and "personal token" not in text.split("No demo users")[0]
+        names = {Path(f"/proc/{pid}/cmdline").read_bytes() for pid in descendants(proc.pid)}
+        assert not any(b"fake_augment" in n or b"kube-apiserver" in n for n in names)
+        assert not (tmp_path / "state" / "controlplane").exists()
+        # The printed KUBECONFIG is the one given: the admin CLI works on it.
+        assert f"export KUBECONFIG={control_plane.kubeconfig}" in text
+        children = descendants(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+        assert not [pid for pid, start in children.items() if still_running(pid, start)]
+        # The cluster is untouched and still serves.
+        assert kubectl("get", "upstreamtokens", "-n", namespace, "-o", "name").stdout.strip() == (
+            "upstreamtoken.tokenpool.io/real-one"
+        )
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
