@@ -1,0 +1,160 @@
+"""End-to-end flows: operator + proxy processes on the real API server + the fake upstream.
+
+Custom resources are created as an admin would; the operator compiles them; the proxy serves.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import openai
+import pytest
+
+from tests.support.plugin_client import PluginClient
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+MSGS = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+
+
+def make_pool(pool, fake, names=("t1", "t2", "t3"), user="alice", **token_spec):
+    for name in names:
+        pool.credential(f"{name}-cred", f"cred-{name}-" + "0" * 40)
+        pool.token(name, endpoint=fake.tenant(name), **token_spec)
+    pool.user(user)
+    pool.allocation(f"{user}-all", user=user, tokens=list(names))
+    pt = wait_for(lambda: pool.personal_token(user), timeout=30, what="personal token generated")
+    wait_for(
+        lambda: pool.upstream_names(user) == list(names),
+        timeout=30,
+        what="route compiled",
+    )
+    return pt
+
+
+@pytest.fixture
+def stack(namespace, pool, operator_process, proxy_process, fake_upstream):
+    operator_process(namespace)
+    proxy = proxy_process(namespace, slot_wait_seconds=10, cooldown_base_seconds=60, read_timeout_seconds=2)
+    return proxy
+
+
+def served(proxy, pt, n):
+    r = httpx.get(f"{proxy.url}/api/tokens", headers={"Authorization": f"Bearer {pt}"}, timeout=5)
+    return r.status_code == 200 and r.json()["total_count"] == n
+
+
+def test_plugin_flow_validate_list_pick_delete(stack, pool, fake_upstream):
+    pt = make_pool(pool, fake_upstream)
+    wait_for(lambda: served(stack, pt, 3), timeout=10, what="proxy serves the new user")
+    plugin = PluginClient(stack.url, pt)
+    info = plugin.validate()
+    assert info is not None and info["user"]["username"] == "alice" and info["user"]["status"] == "active"
+    assert PluginClient(stack.url, "f" * 64).validate() is None
+    used = [plugin.pick_and_use()["token"] for _ in range(3)]
+    assert sorted(used) == sorted(f"cred-{n}-" + "0" * 40 for n in ("t1", "t2", "t3"))  # rotates
+    tokens = plugin.list_tokens()
+    assert all(t["usage_count"] == 1 and t["last_used"] for t in tokens)
+    assert {t["tenant_url"] for t in tokens} == {fake_upstream.tenant(n) for n in ("t1", "t2", "t3")}
+
+
+def test_openai_sdk_stream_and_non_stream(stack, pool, fake_upstream):
+    pt = make_pool(pool, fake_upstream, names=("t1",))
+    wait_for(lambda: served(stack, pt, 1), timeout=10, what="proxy serves the new user")
+    client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=pt, max_retries=0)
+    assert [m.id for m in client.models.list()] == ["augment-chat", "augment-agent"]
+    out = client.chat.completions.create(model="augment-chat", messages=MSGS)
+    assert out.choices[0].message.content == "Hello from the fake Augment upstream."
+    assert out.usage.total_tokens == out.usage.prompt_tokens + out.usage.completion_tokens
+    stream = client.chat.completions.create(
+        model="augment-chat", messages=MSGS, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        == out.choices[0].message.content
+    )
+    assert chunks[-1].usage.completion_tokens == out.usage.completion_tokens
+    sent = fake_upstream.requests()[0]
+    assert sent["token"] == "cred-t1-" + "0" * 40 and sent["body"]["user_guidelines"] == "Be brief."
+
+
+@pytest.mark.parametrize("fault", ["unauthorized", "server_error", "blocked", "drop"])
+def test_failover_with_one_of_three_tokens_failing(stack, pool, fake_upstream, fault):
+    pt = make_pool(pool, fake_upstream)
+    wait_for(lambda: served(stack, pt, 3), timeout=10, what="proxy serves the new user")
+    fake_upstream.fault("cred-t2-" + "0" * 40, fault, after_chunks=0)
+    client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=pt, max_retries=0)
+    for i in range(9):
+        out = client.chat.completions.create(model="augment-chat", messages=MSGS, stream=bool(i % 2))
+        if i % 2:
+            text = "".join(c.choices[0].delta.content or "" for c in out if c.choices)
+        else:
+            text = out.choices[0].message.content
+        assert text == "Hello from the fake Augment upstream."
+    assert fake_upstream.stats()["cred-t2-" + "0" * 40]["requests"] == 1  # avoided after its failure
+
+
+def test_concurrency_caps_hold_under_parallel_load(stack, pool, fake_upstream):
+    fake_upstream.configure(delay_ms=15, chunks=4)
+    pt = make_pool(pool, fake_upstream, maxConcurrency=2)
+    wait_for(lambda: served(stack, pt, 3), timeout=10, what="proxy serves the new user")
+
+    def one(_: int) -> int:
+        r = httpx.post(
+            f"{stack.url}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {pt}"},
+            json={"model": "augment-chat", "messages": MSGS},
+            timeout=30,
+        )
+        return r.status_code
+
+    with ThreadPoolExecutor(16) as pool_:
+        codes = list(pool_.map(one, range(40)))
+    assert codes == [200] * 40
+    stats = fake_upstream.stats()
+    assert sum(s["requests"] for s in stats.values()) == 40
+    assert max(s["max_in_flight"] for s in stats.values()) == 2  # cap reached, never passed
+
+
+def test_suspended_allocation_and_user(stack, pool, fake_upstream):
+    pt = make_pool(pool, fake_upstream, names=("t1",))
+    wait_for(lambda: served(stack, pt, 1), timeout=10, what="proxy serves the new user")
+    chat = {"model": "augment-chat", "messages": MSGS}
+    auth = {"Authorization": f"Bearer {pt}"}
+    pool.patch("TokenAllocation", "alice-all", {"spec": {"suspended": True}})
+    wait_for(lambda: served(stack, pt, 0), timeout=10, what="suspended allocation withdrawn")
+    r = httpx.post(f"{stack.url}/v1/chat/completions", headers=auth, json=chat)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "no_allocated_tokens"
+    pool.patch("PoolUser", "alice", {"spec": {"suspended": True}})
+    wait_for(lambda: httpx.get(f"{stack.url}/api/tokens", headers=auth).status_code == 403, timeout=10)
+    r = httpx.post(f"{stack.url}/v1/chat/completions", headers=auth, json=chat)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "user_suspended"
+
+
+BAD_INPUT = [
+    (b"{", 400),
+    (b'{"model":"augment-chat","messages":"no"}', 400),
+    (b'{"model":"augment-chat"}', 400),
+    (b'{"model":"gpt-unknown","messages":[{"role":"user","content":"x"}]}', 404),
+    (b'{"model":"augment-chat","messages":[{"role":"user","content":"' + b"x" * (5 << 20) + b'"}]}', 413),
+]
+
+
+def test_bad_input_is_4xx_in_openai_shape(stack, pool, fake_upstream):
+    pt = make_pool(pool, fake_upstream, names=("t1",))
+    wait_for(lambda: served(stack, pt, 1), timeout=10, what="proxy serves the new user")
+    for body, status in BAD_INPUT:
+        r = httpx.post(
+            f"{stack.url}/v1/chat/completions",
+            content=body,
+            headers={"Authorization": f"Bearer {pt}", "Content-Type": "application/json"},
+            timeout=30,
+        )
+        assert r.status_code == status, (body[:80], r.text)
+        assert set(r.json()["error"]) >= {"message", "type", "code"}
+        for headers in ({}, {"Authorization": "Bearer nope"}):
+            r = httpx.post(f"{stack.url}/v1/chat/completions", content=body, headers=headers, timeout=30)
+            assert r.status_code in (401, 413) and "error" in r.json()
+    assert fake_upstream.requests() == []
