@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tokenpool import contract
-from tokenpool.dev_build import Progress, bar
+from tokenpool.dev_build import Progress, bar, ensure_binaries
 from tokenpool.dev_demo import DEMO_LABEL, Instructions, demo_users, point_at_fake
+from tokenpool.devtools import binaries
 from tokenpool.kubeapply import load_yaml_dir
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -73,3 +77,41 @@ def test_build_progress_follows_the_build_script() -> None:
     assert progress.fraction() == 0.99  # never 100% before the script says where the binaries are
     line = bar(0.5, 600)
     assert "50%" in line and "10.0 min" in line and "~10 min left" in line
+
+
+def _fake_build_script(tmp_path: Path, body: str) -> Path:
+    script = tmp_path / "build-binaries.sh"
+    script.write_text(body)
+    return script
+
+
+def test_ensure_binaries_runs_the_build_and_reports_progress(tmp_path: Path, monkeypatch: Any) -> None:
+    """Missing binaries: the build script runs, its stderr becomes progress, its last line is the dir."""
+
+    def missing() -> Path:
+        raise binaries.BinariesNotFound("not built")
+
+    script = _fake_build_script(
+        tmp_path,
+        "echo '[build-binaries] building etcd ...' >&2\n"
+        "echo '[build-binaries]   etcd: 200 packages compiled' >&2\n"
+        "echo '[build-binaries] built etcd in 1s' >&2\n"
+        f"echo {tmp_path}/bin\n",
+    )
+    monkeypatch.setattr(binaries, "find", missing)
+    monkeypatch.setattr(binaries, "BUILD_SCRIPT", script)
+    said: list[str] = []
+    assert ensure_binaries(said.append) == tmp_path / "bin"
+    assert "15-25 minutes" in said[0]  # the estimate comes first
+    assert any("built etcd" in line and "%" in line for line in said)
+
+
+def test_ensure_binaries_failure_is_reported(tmp_path: Path, monkeypatch: Any) -> None:
+    def missing() -> Path:
+        raise binaries.BinariesNotFound("not built")
+
+    script = _fake_build_script(tmp_path, "echo '[build-binaries] ERROR: Go is not installed' >&2\nexit 1\n")
+    monkeypatch.setattr(binaries, "find", missing)
+    monkeypatch.setattr(binaries, "BUILD_SCRIPT", script)
+    with pytest.raises(binaries.BinariesNotFound, match="Go is not installed"):
+        ensure_binaries(lambda _: None)
