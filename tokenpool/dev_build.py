@@ -8,7 +8,10 @@ that something is happening and roughly how long it will take.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -59,6 +62,29 @@ def bar(fraction: float, elapsed: float, width: int = 30) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {fraction * 100:3.0f}% {elapsed / 60:.1f} min{eta}"
 
 
+def build_running() -> int | None:
+    """The pid of a build-binaries.sh already running on this machine (e.g. from `make test`)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(a.endswith(b"build-binaries.sh") for a in argv[:3]):
+                return int(entry.name)
+    return None
+
+
+def _wait_for_other_build(pid: int, echo: Callable[[str], None]) -> Path:
+    """Two builds into one cache entry would clobber each other: wait for the running one."""
+    echo(f"a control-plane build is already running (pid {pid}); waiting for it (typically {ESTIMATE}) ...")
+    started = time.monotonic()
+    while Path(f"/proc/{pid}").exists():
+        time.sleep(5)
+        echo(f"still building ({(time.monotonic() - started) / 60:.1f} min) ...")
+    return binaries.find()
+
+
 def ensure_binaries(echo: Callable[[str], None]) -> Path:
     """The binaries' directory; builds them first if missing, drawing progress through ``echo``."""
     try:
@@ -70,14 +96,32 @@ def ensure_binaries(echo: Callable[[str], None]) -> Path:
             "the control-plane binaries are missing and this is not a checkout that can build them; "
             "use an existing cluster with --use-current-context"
         )
+    other = build_running()
+    if other is not None:
+        return _wait_for_other_build(other, echo)
     echo(f"Building etcd + kube-apiserver + helm from source (first run only; typically {ESTIMATE}).")
-    echo(f"Cached afterwards under {binaries.cache_dir() / 'bin'}.")
+    echo(f"Cached afterwards under {binaries.cache_dir() / 'bin'}; an interrupted build resumes.")
+    # Own session: Ctrl-C reaches us, and we stop the whole build (bash and go) on the way out.
+    proc = subprocess.Popen(
+        ["bash", str(binaries.BUILD_SCRIPT)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        return _follow(proc, echo)
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+
+
+def _follow(proc: subprocess.Popen[str], echo: Callable[[str], None]) -> Path:
+    assert proc.stderr is not None and proc.stdout is not None
     started = time.monotonic()
     progress = Progress()
-    proc = subprocess.Popen(
-        ["bash", str(binaries.BUILD_SCRIPT)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    assert proc.stderr is not None and proc.stdout is not None
     tty = sys.stderr.isatty()
     errors: list[str] = []
     for line in proc.stderr:

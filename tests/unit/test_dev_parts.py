@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tokenpool import contract
+from tokenpool import contract, dev_build
 from tokenpool.dev_build import Progress, bar, ensure_binaries
 from tokenpool.dev_demo import DEMO_LABEL, Instructions, demo_users, point_at_fake
 from tokenpool.devtools import binaries
@@ -100,6 +100,7 @@ def test_ensure_binaries_runs_the_build_and_reports_progress(tmp_path: Path, mon
     )
     monkeypatch.setattr(binaries, "find", missing)
     monkeypatch.setattr(binaries, "BUILD_SCRIPT", script)
+    monkeypatch.setattr(dev_build, "build_running", lambda: None)
     said: list[str] = []
     assert ensure_binaries(said.append) == tmp_path / "bin"
     assert "15-25 minutes" in said[0]  # the estimate comes first
@@ -113,5 +114,6 @@ def test_ensure_binaries_failure_is_reported(tmp_path: Path, monkeypatch: Any) -
     script = _fake_build_script(tmp_path, "echo '[build-binaries] ERROR: Go is not installed' >&2\nexit 1\n")
     monkeypatch.setattr(binaries, "find", missing)
     monkeypatch.setattr(binaries, "BUILD_SCRIPT", script)
+    monkeypatch.setattr(dev_build, "build_running", lambda: None)
     with pytest.raises(binaries.BinariesNotFound, match="Go is not installed"):
         ensure_binaries(lambda _: None)
