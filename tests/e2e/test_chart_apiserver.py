@@ -10,6 +10,7 @@ import functools
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import kubernetes
 import pytest
@@ -22,7 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 # The Prometheus Operator's CRD, reduced to what the API server needs to accept a ServiceMonitor
 # (no schema: the real CRD's validation is the Prometheus Operator's business, not the chart's).
-SERVICEMONITOR_CRD = {
+SERVICEMONITOR_CRD: dict[str, Any] = {
     "apiVersion": "apiextensions.k8s.io/v1",
     "kind": "CustomResourceDefinition",
     "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
@@ -50,16 +51,17 @@ SERVICEMONITOR_CRD = {
 
 
 def _established(api: kubernetes.client.ApiextensionsV1Api, name: str) -> bool:
-    conditions = api.read_custom_resource_definition(name).status.conditions or []
+    status = api.read_custom_resource_definition(name).status
+    conditions = (status and status.conditions) or []
     return any(c.type == "Established" and c.status == "True" for c in conditions)
 
 
 @pytest.fixture(scope="session")
 def servicemonitor_crd(kube_api: kubernetes.client.ApiClient) -> str:
     api = kubernetes.client.ApiextensionsV1Api(kube_api)
-    name = SERVICEMONITOR_CRD["metadata"]["name"]  # type: ignore[index]
+    name = SERVICEMONITOR_CRD["metadata"]["name"]
     try:
-        api.create_custom_resource_definition(SERVICEMONITOR_CRD)
+        api.create_custom_resource_definition(cast(Any, SERVICEMONITOR_CRD))
     except ApiException as exc:
         if exc.status != 409:
             raise

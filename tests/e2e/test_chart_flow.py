@@ -73,7 +73,7 @@ def test_full_flow_as_the_chart_service_accounts(
 
     # The operator (as its ServiceAccount) issues the personal token and compiles the routes.
     personal_token = wait_for(lambda: pool.personal_token("alice"), timeout=60, what="alice's personal token")
-    assert len(personal_token) == 64
+    assert isinstance(personal_token, str) and len(personal_token) == 64
     wait_for(
         lambda: pool.reason(contract.KIND_USER, "alice") is not None,
         timeout=60,

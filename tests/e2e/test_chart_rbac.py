@@ -7,7 +7,8 @@ are made with a TokenRequest token of its ServiceAccount.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import kubernetes
 import pytest
@@ -104,7 +105,7 @@ OPERATOR_DENIED = [
 
 
 def _check(
-    api: kubernetes.client.ApiClient, ids: Identities, sa: str, table: list[tuple[str, str, str | None]]
+    api: kubernetes.client.ApiClient, ids: Identities, sa: str, table: Sequence[tuple[str, str, str | None]]
 ) -> list[str]:
     """The entries of ``table`` whose answer differs from what the name of the table says."""
     return [
@@ -115,7 +116,7 @@ def _check(
 
 
 def _allowed(
-    api: kubernetes.client.ApiClient, ids: Identities, sa: str, table: list[tuple[str, str, str | None]]
+    api: kubernetes.client.ApiClient, ids: Identities, sa: str, table: Sequence[tuple[str, str, str | None]]
 ) -> list[str]:
     return [
         str(a)
@@ -160,7 +161,7 @@ def test_proxy_token_really_is_confined(
     """Real requests with the proxy ServiceAccount's TokenRequest token, not just the authorizer's word."""
     ns = chart_rbac.namespace
     admin_crs = kubernetes.client.CustomObjectsApi(kube_api)
-    user = admin_crs.create_namespaced_custom_object(
+    user: Any = admin_crs.create_namespaced_custom_object(
         TP,
         contract.VERSION,
         ns,
@@ -202,5 +203,7 @@ def test_proxy_token_really_is_confined(
         )
         == 200
     )
-    after = admin_crs.get_namespaced_custom_object(TP, contract.VERSION, ns, contract.PLURAL_USER, "alice")
+    after: Any = admin_crs.get_namespaced_custom_object(
+        TP, contract.VERSION, ns, contract.PLURAL_USER, "alice"
+    )
     assert after["spec"] == user["spec"], "the spec must be unchanged"

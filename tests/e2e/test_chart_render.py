@@ -21,6 +21,7 @@ from tests.support.helm import (
     container,
     env_of,
     one,
+    parse_manifests,
     source_crds,
 )
 
@@ -221,3 +222,12 @@ def test_tls_without_host_is_rejected(helm: Helm) -> None:
     with pytest.raises(HelmError) as err:
         helm.template(set_values={"proxy.ingress.enabled": "true", "proxy.ingress.tls.enabled": "true"})
     assert "proxy.ingress.tls.enabled requires proxy.ingress.host" in err.value.stderr
+
+
+def test_packaged_chart_carries_the_crds_themselves(helm: Helm, tmp_path: Path) -> None:
+    """`helm package` follows the files/crds symlink: the archive renders without the repository."""
+    helm.run("package", str(CHART), "--destination", str(tmp_path))
+    [archive] = tmp_path.glob("tokenpool-*.tgz")
+    out = helm.run("template", "tp", str(archive), "--kube-version", KUBE_VERSION)
+    names = {m["metadata"]["name"] for m in by_kind(parse_manifests(out.stdout), "CustomResourceDefinition")}
+    assert names == {c["metadata"]["name"] for c in source_crds()}

@@ -1,13 +1,14 @@
-"""A helm release's life on a real API server: install, upgrade, CRDs out of the release,
-uninstall — the CRDs and the users' personal-token Secrets survive every step.
+"""A helm release's life on a real API server: install, upgrade, CRDs out of the release and
+back, uninstall — the CRDs and the users' personal tokens survive every step.
 
-No kubelet runs here, so no pod ever starts; helm runs without --wait and the assertions are on
-the objects the API server holds.
+No kubelet runs here, so no pod ever starts; helm runs without --wait. The operator runs as a
+process authenticated as the ServiceAccount the release created, with the RBAC the release
+created, and issues the personal token the upgrade must not disturb.
 """
 
 from __future__ import annotations
 
-import base64
+from collections.abc import Callable
 from pathlib import Path
 
 import kubernetes
@@ -15,62 +16,28 @@ import pytest
 from kubernetes.client.rest import ApiException
 
 from tests.support.helm import CHART, Helm, source_crds
-from tokenpool import contract
+from tests.support.operator_fixtures import OperatorProcess
+from tests.support.tokenpool_objects import Pool
+from tests.support.waiting import wait_for
 from tokenpool.devtools import ControlPlane
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
+RELEASE = "tp"
+OPERATOR_SA = f"{RELEASE}-tokenpool-operator"
+PROXY = f"{RELEASE}-tokenpool-proxy"
+
 
 def _crd_uids(api: kubernetes.client.ApiClient) -> dict[str, str]:
     ext = kubernetes.client.ApiextensionsV1Api(api)
-    return {
-        c["metadata"]["name"]: ext.read_custom_resource_definition(c["metadata"]["name"]).metadata.uid
-        for c in source_crds()
-    }
+    names = [c["metadata"]["name"] for c in source_crds()]
+    return {name: str(ext.read_custom_resource_definition(name).metadata.uid) for name in names}  # type: ignore[union-attr]
 
 
-def _make_user_with_token(api: kubernetes.client.ApiClient, ns: str, name: str) -> str:
-    """A PoolUser and its personal-token Secret, owned by it exactly as the operator writes it."""
-    user = kubernetes.client.CustomObjectsApi(api).create_namespaced_custom_object(
-        contract.GROUP,
-        contract.VERSION,
-        ns,
-        contract.PLURAL_USER,
-        {
-            "apiVersion": contract.API_VERSION,
-            "kind": contract.KIND_USER,
-            "metadata": {"name": name},
-            "spec": {},
-        },
-    )
-    token = "ab" * 32
-    owner = kubernetes.client.V1OwnerReference(
-        api_version=contract.API_VERSION,
-        kind=contract.KIND_USER,
-        name=name,
-        uid=user["metadata"]["uid"],
-        controller=True,
-    )
-    secret = kubernetes.client.V1Secret(
-        metadata=kubernetes.client.V1ObjectMeta(
-            name=contract.personal_token_secret_name(name), owner_references=[owner]
-        ),
-        string_data={contract.PERSONAL_TOKEN_KEY: token},
-    )
-    kubernetes.client.CoreV1Api(api).create_namespaced_secret(ns, secret)
-    return token
-
-
-def _personal_token(api: kubernetes.client.ApiClient, ns: str, name: str) -> str:
-    secret = kubernetes.client.CoreV1Api(api).read_namespaced_secret(
-        contract.personal_token_secret_name(name), ns
-    )
-    return base64.b64decode(secret.data[contract.PERSONAL_TOKEN_KEY]).decode()
-
-
-def _deployment_replicas(api: kubernetes.client.ApiClient, ns: str, name: str) -> int | None:
+def _proxy_replicas(api: kubernetes.client.ApiClient, ns: str) -> int | None:
     try:
-        return int(kubernetes.client.AppsV1Api(api).read_namespaced_deployment(name, ns).spec.replicas)
+        spec = kubernetes.client.AppsV1Api(api).read_namespaced_deployment(PROXY, ns).spec
+        return spec.replicas if spec else None
     except ApiException as exc:
         if exc.status == 404:
             return None
@@ -78,31 +45,49 @@ def _deployment_replicas(api: kubernetes.client.ApiClient, ns: str, name: str) -
 
 
 def test_release_lifecycle_keeps_crds_and_personal_tokens(
-    helm: Helm, control_plane: ControlPlane, kube_api: kubernetes.client.ApiClient, namespace: str
+    helm: Helm,
+    control_plane: ControlPlane,
+    kube_api: kubernetes.client.ApiClient,
+    namespace: str,
+    pool: Pool,
+    sa_kubeconfig: Callable[[str, str], str],
+    tmp_path: Path,
 ) -> None:
     h = helm.with_kubeconfig(Path(control_plane.kubeconfig))
-    release, ns = "tp", namespace
-    proxy = f"{release}-tokenpool-proxy"
-    # The session's CRDs were applied with kubectl: the release adopts them, as a user switching
-    # from plain manifests to the chart would.
-    h.run("upgrade", "--install", release, str(CHART), "-n", ns, "--take-ownership")
-    assert _deployment_replicas(kube_api, ns, proxy) == 2
-    crds = _crd_uids(kube_api)
-    token = _make_user_with_token(kube_api, ns, "alice")
+    ns = namespace
 
-    h.run("upgrade", release, str(CHART), "-n", ns, "--reuse-values", "--set", "proxy.replicas=3")
-    assert _deployment_replicas(kube_api, ns, proxy) == 3, "the upgrade was applied"
-    assert _crd_uids(kube_api) == crds, "CRDs were not recreated"
-    assert _personal_token(kube_api, ns, "alice") == token
+    def upgrade(*sets: str) -> str:
+        args = [a for s in sets for a in ("--set", s)]
+        return h.run("upgrade", RELEASE, str(CHART), "-n", ns, "--reuse-values", *args).stdout
+
+    # The session's CRDs were applied with kubectl: the release adopts them, as a user moving from
+    # plain manifests to the chart would.
+    installed = h.run("upgrade", "--install", RELEASE, str(CHART), "-n", ns, "--take-ownership").stdout
+    assert f"kubectl get secret -n {ns} admin-personal-token" in installed, "NOTES tell how to read the token"
+    assert _proxy_replicas(kube_api, ns) == 2
+    crds = _crd_uids(kube_api)
+
+    operator = OperatorProcess(ns, sa_kubeconfig(ns, OPERATOR_SA), tmp_path, {})
+    try:
+        operator.wait_ready()
+        pool.user("alice")
+        token = wait_for(lambda: pool.personal_token("alice"), timeout=60, what="alice's personal token")
+
+        upgrade("proxy.replicas=3", "operator.maxTokenQuota=12")
+        assert _proxy_replicas(kube_api, ns) == 3, "the upgrade was applied"
+        assert _crd_uids(kube_api) == crds, "CRDs were not recreated"
+        operator.restart()  # what the Recreate rollout does to the operator
+        operator.wait_idle()
+        assert pool.personal_token("alice") == token
+    finally:
+        operator.stop()
 
     # Taking the CRDs out of the release must not delete them (helm.sh/resource-policy: keep).
-    h.run("upgrade", release, str(CHART), "-n", ns, "--reuse-values", "--set", "crds.enabled=false")
+    upgrade("crds.enabled=false")
     assert _crd_uids(kube_api) == crds
-    assert _personal_token(kube_api, ns, "alice") == token
-
     # Back in the release, then uninstalled with it: kept again.
-    h.run("upgrade", release, str(CHART), "-n", ns, "--reuse-values", "--set", "crds.enabled=true")
-    h.run("uninstall", release, "-n", ns)
-    assert _deployment_replicas(kube_api, ns, proxy) is None, "the release's objects are gone"
+    upgrade("crds.enabled=true")
+    h.run("uninstall", RELEASE, "-n", ns)
+    assert _proxy_replicas(kube_api, ns) is None, "the release's objects are gone"
     assert _crd_uids(kube_api) == crds
-    assert _personal_token(kube_api, ns, "alice") == token
+    assert pool.personal_token("alice") == token

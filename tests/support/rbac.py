@@ -55,4 +55,4 @@ def service_account_can(
         )
     )
     result = kubernetes.client.AuthorizationV1Api(api).create_subject_access_review(review)
-    return bool(result.status.allowed)
+    return bool(result.status and result.status.allowed)
