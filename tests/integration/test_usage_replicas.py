@@ -113,16 +113,23 @@ async def test_sigterm_mid_load_finishes_in_flight_requests_and_loses_nothing(
     # A long interval: only the final flush on SIGTERM can save the stopping replica's counts.
     stopping = proxy_process(p.namespace, usage_flush_interval_seconds=3600, slot_wait_seconds=10)
     staying = proxy_process(p.namespace, usage_flush_interval_seconds=INTERVAL, slot_wait_seconds=10)
-    load = asyncio.create_task(chat_load([stopping.url, staying.url], p.personal_token, 160, concurrency=16))
+    urls = [stopping.url, staying.url]
+    load = asyncio.create_task(chat_load(urls, p.personal_token, 160, concurrency=16, resend_resets=True))
     await asyncio.to_thread(wait_for, lambda: access_log_successes(stopping.process.log_path) >= 20, 20)
+    term_at = time.monotonic()
     os.killpg(stopping.process.pid, signal.SIGTERM)
     result = await load
+    finished_after_term = sum(1 for t in result.ok[stopping.url] if t > term_at)
+    assert finished_after_term > 0, "nothing was in flight at SIGTERM: the test proves nothing"
     # uvicorn re-raises the signal once its graceful shutdown (and our final flush) is done.
     assert stopping.process.popen.wait(15) in (0, -signal.SIGTERM)
     assert "Application shutdown complete" in stopping.log()
-    assert not result.broken, result.broken[:5]
+    # Connections the closing replica had accepted but not yet read a request from are closed
+    # (HTTP's shutdown race) and resent; requests it had started all got their answer:
+    assert result.resent == len(result.broken) <= 16, result.broken
     assert result.statuses == {200: 160}
     wait_for(lambda: p.total() == 160, timeout=10, what="status total 160")
+    # Every request the stopping replica served was answered (its log = what the client got).
     assert access_log_successes(stopping.process.log_path) == len(result.ok.get(stopping.url, []))
 
 

@@ -19,17 +19,22 @@ CHAT = {"model": "augment-chat", "messages": [{"role": "user", "content": "count
 class LoadResult:
     ok: dict[str, list[float]] = field(default_factory=dict)  # replica url -> completion times
     statuses: dict[int, int] = field(default_factory=dict)
-    broken: list[str] = field(default_factory=list)  # answers cut mid-way: never acceptable
+    broken: list[str] = field(default_factory=list)  # connections that died without an answer
+    resent: int = 0  # of those, sent again to another replica (``resend_resets``)
 
     @property
     def successes(self) -> int:
         return sum(len(v) for v in self.ok.values())
 
 
-async def chat_load(urls: list[str], personal_token: str, total: int, concurrency: int = 16) -> LoadResult:
+async def chat_load(
+    urls: list[str], personal_token: str, total: int, concurrency: int = 16, resend_resets: bool = False
+) -> LoadResult:
     """``total`` requests, round-robin over ``urls``; a refused connection (replica gone) is
     retried on the next replica, as a Service would. No keep-alive: a replica shutting down
-    refuses new connections instead of racing a reused one."""
+    refuses new connections instead of racing a reused one. With ``resend_resets`` a connection
+    closed before any answer is also sent elsewhere (a load balancer's retry on reset); tests
+    then check in the access logs that the closing replica never served such a request."""
     result = LoadResult()
     turn = itertools.cycle(range(len(urls)))
     gate = asyncio.Semaphore(concurrency)
@@ -48,6 +53,9 @@ async def chat_load(urls: list[str], personal_token: str, total: int, concurrenc
                         continue
                     except httpx.HTTPError as exc:
                         result.broken.append(f"{url}: {exc!r}")
+                        if resend_resets and isinstance(exc, httpx.ReadError | httpx.RemoteProtocolError):
+                            result.resent += 1
+                            continue
                         return
                     result.statuses[r.status_code] = result.statuses.get(r.status_code, 0) + 1
                     if r.status_code == 200:

@@ -5,7 +5,7 @@ API server in tests/integration/test_usage_*.py."""
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -221,3 +221,39 @@ async def test_prime_reads_the_cluster_figures_without_writing() -> None:
     assert flusher.book.seen[user_key("alice")].day("2026-11-25").requests == 4
     assert balancer.get("tok").unhealthy_reason == "Unauthorized"
     assert store.patches == 0
+
+
+async def test_a_forgotten_verdict_is_readopted_without_rewriting_the_status() -> None:
+    """The operator recompiles a route it saw marked Unhealthy; the balancer forgets its verdict
+    on any route change. The status keeps it (sticky) and the replica adopts it back, no write."""
+    store = MemoryStore()
+    store.create(KIND_UPSTREAM, "tok")
+    balancer = HealthBook()
+    flusher = Flusher(UsageBook(), store, FixedClock(), health=HealthSync(balancer))
+    balancer.unhealthy("tok", "Unauthorized")
+    await flusher.flush()
+    assert store.patches == 1
+    balancer.forget("tok")
+    await flusher.flush()
+    assert store.patches == 1
+    assert balancer.get("tok").unhealthy_reason == "Unauthorized"
+    await flusher.flush()
+    assert store.patches == 1
+
+
+async def test_recovery_is_written_without_a_new_error_time() -> None:
+    store = MemoryStore()
+    store.create(KIND_UPSTREAM, "tok")
+    balancer = HealthBook()
+    clock = OffsetClock()
+    flusher = Flusher(UsageBook(), store, clock, health=HealthSync(balancer, clock))
+    balancer.cooldown("tok", "UpstreamError", seconds=30)
+    await flusher.flush()
+    failed_at = store.status(KIND_UPSTREAM, "tok")["health"]["lastErrorAt"]
+    clock.offset = timedelta(minutes=5)
+    balancer.success("tok")
+    await flusher.flush()
+    health = store.status(KIND_UPSTREAM, "tok")["health"]
+    assert health["state"] == "Healthy" and health["consecutiveFailures"] == 0
+    assert health["cooldownUntil"] is None and health["lastErrorAt"] == failed_at
+    assert health["lastError"] == "UpstreamError"

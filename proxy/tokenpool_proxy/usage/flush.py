@@ -33,7 +33,7 @@ from tokenpool.status import Health, Usage, to_wire
 
 from .clock import Clock
 from .counters import Delta, ObjectKey, UsageBook
-from .health import HealthSync, merge_health
+from .health import HealthSync, merge_health, same
 from .merge import apply_delta
 from .store import Conflict, Gone, StatusStore, Stored
 
@@ -139,6 +139,8 @@ class Flusher:
             self.last_success = time.monotonic()
 
     def _read_back(self, listed: dict[str, dict[str, Stored]], written: dict[ObjectKey, Any]) -> None:
+        for key in [k for k in self.book.seen if k[1] not in listed[k[0]] and k not in written]:
+            self.book.drop(key)  # deleted since: forget its figures
         for kind, objects in listed.items():
             for name, stored in objects.items():
                 if (kind, name) in written:
@@ -173,15 +175,24 @@ class Flusher:
                     status["usage"] = to_wire(usage)
                 health = None
                 if news is not None:
-                    health = merge_health(_health(stored), news)
-                    # With nulls: a merge patch deletes the keys that no longer apply (cooldownUntil).
-                    status["health"] = health.model_dump(by_alias=True, mode="json")
+                    current = _health(stored)
+                    health = merge_health(current, news)
+                    if current is not None and same(current, health):
+                        health = None  # nothing new for the cluster (e.g. a verdict adopted from it)
+                        if self.health is not None:
+                            self.health.written(name, current)
+                    else:
+                        # With nulls: a merge patch deletes the keys that no longer apply.
+                        status["health"] = health.model_dump(by_alias=True, mode="json")
+                if not status:
+                    return stored
                 result = await self.store.patch_status(kind, name, stored.resource_version, status)
             except Conflict:
                 self.conflicts += 1
                 stored = None
                 continue
             except Gone:
+                log.info("%s %s is gone; dropping its unwritten usage", kind, name)
                 self.book.drop(key)
                 return None
             except Exception:

@@ -23,6 +23,8 @@ from typing import Any, Protocol
 
 from tokenpool.status import Health, HealthState, parse_rfc3339, rfc3339
 
+from .clock import Clock, SystemClock
+
 # Cool-down ends computed from monotonic clocks jitter by milliseconds between snapshots.
 _SAME_INSTANT_S = 2.0
 
@@ -54,6 +56,7 @@ def doc_from_snapshot(entry: dict[str, Any], previous: Health | None) -> Health:
         state=state,
         reason=reason,
         last_error=last_error,
+        last_error_at=previous.last_error_at if previous else None,
         cooldown_until=until,
         consecutive_failures=int(entry.get("consecutiveFailures") or 0),
     )
@@ -88,8 +91,9 @@ def merge_health(current: Health | None, local: Health) -> Health:
 
 
 class HealthSync:
-    def __init__(self, balancer: BalancerHealth) -> None:
+    def __init__(self, balancer: BalancerHealth, clock: Clock | None = None) -> None:
         self._balancer = balancer
+        self._clock = clock or SystemClock()
         self._known: dict[str, Health] = {}  # this replica's verdicts as of the last flush
 
     def current(self) -> dict[str, Health]:
@@ -100,8 +104,13 @@ class HealthSync:
         """Tokens whose local verdict changed since the last flush, with the new document."""
         out = {}
         for name, doc in self.current().items():
-            if not same(doc, self._known.get(name)):
-                out[name] = doc.model_copy(update={"last_error_at": rfc3339(datetime.now(UTC))})
+            known = self._known.get(name)
+            if same(doc, known):
+                continue
+            failed = doc.consecutive_failures > (known.consecutive_failures if known else 0)
+            if failed or doc.state != "Healthy":  # a recovery is news, but not a new error
+                doc = doc.model_copy(update={"last_error_at": rfc3339(self._clock.now())})
+            out[name] = doc
         return out
 
     def written(self, name: str, doc: Health) -> None:

@@ -19,6 +19,8 @@ from kubernetes.client.exceptions import ApiException
 from tokenpool.contract import GROUP, KIND_UPSTREAM, KIND_USER, PLURAL_UPSTREAM, PLURAL_USER, VERSION
 
 PLURALS = {KIND_USER: PLURAL_USER, KIND_UPSTREAM: PLURAL_UPSTREAM}
+# Seconds per API call: a hung API server must not hold the flush (and the final flush) forever.
+TIMEOUT_S = 15
 
 
 class Conflict(Exception):
@@ -71,14 +73,25 @@ class KubeStatusStore:
 
     async def list(self, kind: str) -> list[Stored]:
         body: Any = await asyncio.to_thread(
-            self._api.list_namespaced_custom_object, GROUP, VERSION, self._ns, PLURALS[kind]
+            self._api.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self._ns,
+            PLURALS[kind],
+            _request_timeout=TIMEOUT_S,
         )
         return [_stored(item) for item in body.get("items", [])]
 
     async def get(self, kind: str, name: str) -> Stored:
         try:
             body = await asyncio.to_thread(
-                self._api.get_namespaced_custom_object, GROUP, VERSION, self._ns, PLURALS[kind], name
+                self._api.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self._ns,
+                PLURALS[kind],
+                name,
+                _request_timeout=TIMEOUT_S,
             )
         except ApiException as exc:
             raise Gone(name) if exc.status == 404 else exc from None
@@ -98,6 +111,7 @@ class KubeStatusStore:
                 name,
                 patch,
                 _content_type="application/merge-patch+json",
+                _request_timeout=TIMEOUT_S,
             )
         except ApiException as exc:
             if exc.status == 409:

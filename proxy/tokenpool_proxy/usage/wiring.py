@@ -45,7 +45,11 @@ async def start(svc: Services, store: StatusStore | None = None) -> None:
     settings = svc.settings
     store = store or KubeStatusStore.from_kubeconfig(settings.kubeconfig, settings.namespace)
     flusher = Flusher(
-        service.book, store, service.clock, settings.usage_flush_interval_seconds, HealthSync(svc.health)
+        service.book,
+        store,
+        service.clock,
+        settings.usage_flush_interval_seconds,
+        HealthSync(svc.health, service.clock),
     )
     try:
         await flusher.prime()
