@@ -32,19 +32,21 @@ from tokenpool.dev_session import (
     wait_until,
 )
 from tokenpool.devtools import binaries
-from tokenpool.devtools.processes import register_cleanup
+from tokenpool.devtools.processes import ManagedProcess, register_cleanup
 
 DEFAULT_NAMESPACE = "tokenpool-dev"
 
 
-def start_servers(session: DevSession, kubeconfig_path: str, demo: bool) -> int | None:
-    """Start the fake upstream (if demo), the operator and the proxy all at once: their start-up
-    (mostly Python imports) overlaps. Returns the fake upstream's port."""
+def start_fake_upstream(session: DevSession) -> tuple[ManagedProcess, int]:
+    """Started first, before the control plane: it depends on nothing and its start-up overlaps."""
+    port = free_port()
+    argv = [sys.executable, "-m", "tokenpool.devtools.fake_augment", "--port", str(port), "--no-record"]
+    return session.spawn("fake-augment", argv, {}), port
+
+
+def start_servers(session: DevSession, kubeconfig_path: str) -> None:
+    """Start the operator and the proxy together: their start-up (mostly imports) overlaps."""
     python = sys.executable
-    fake_port = free_port() if demo else None
-    if fake_port is not None:
-        argv = [python, "-m", "tokenpool.devtools.fake_augment", "--port", str(fake_port), "--no-record"]
-        session.spawn("fake-augment", argv, {})
     if not port_free(session.port):
         new = free_port()
         echo(f"port {session.port} is busy: the proxy uses {new}")
@@ -72,7 +74,6 @@ def start_servers(session: DevSession, kubeconfig_path: str, demo: bool) -> int 
             "TOKENPOOL_PROXY_LOG_FORMAT": "text",
         },
     )
-    return fake_port
 
 
 def wait_user(session: DevSession, target: Any, url: str, name: str) -> str:
@@ -101,6 +102,7 @@ def run(session: DevSession, use_current: bool, kubeconfig: str | None, demo: bo
             f"tokenpool dev runs from a checkout of the repository (no crds/ or examples/ in {REPO_ROOT})"
         )
     session.lock()
+    fake = start_fake_upstream(session) if demo is not False else None
     kubeconfig_path = session.start_cluster(use_current, kubeconfig)
     # Registered after the control plane's own cleanup, so it runs first (newest first): the
     # operator and the proxy stop before the API server they talk to goes away.
@@ -122,9 +124,14 @@ def run(session: DevSession, use_current: bool, kubeconfig: str | None, demo: bo
             ),
         )
         demo = not any(DEMO_LABEL not in (o["metadata"].get("labels") or {}) for o in own.get("items", []))
-    fake_port = start_servers(session, kubeconfig_path, demo)
+    if fake is not None and not demo:
+        session.children.remove(fake[0])
+        fake[0].stop()
+        fake = None
+    start_servers(session, kubeconfig_path)
     users: list[tuple[str, str]] = []
-    if fake_port is not None:
+    if fake is not None:
+        fake_port = fake[1]
         wait_until("the fake upstream", lambda: listening(fake_port), 30, session.children)
         examples = load_yaml_dir(REPO_ROOT / "examples")
         for doc in examples:
