@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,40 @@ def test_image_user_and_command_match_the_chart() -> None:
     assert re.search(r'^ENTRYPOINT \["tokenpool"\]$', text, re.MULTILINE)
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert "tokenpool" in scripts
+
+
+def _build_context(dest: Path) -> None:
+    """What `docker build .` sends: the .dockerignore allow-list (`*`, then `!path` entries)."""
+    for line in (REPO / ".dockerignore").read_text().splitlines():
+        if line.startswith("!"):
+            src = REPO / line[1:].rstrip("/")
+            if src.is_dir():
+                shutil.copytree(src, dest / src.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy2(src, dest / src.name)
+
+
+def test_build_context_installs_one_package_with_both_commands(tmp_path: Path) -> None:
+    """The Dockerfile's build stage runs `pip install .` on the context: build that wheel here and
+    check it holds the CLI, the operator and the proxy (a missing folder would only show at run time)."""
+    context = tmp_path / "context"
+    context.mkdir()
+    _build_context(context)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"), str(context)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    [wheel] = (tmp_path / "dist").glob("tokenpool-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        [entry_points] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        scripts = archive.read(entry_points).decode()
+    assert {"tokenpool/cli.py", "tokenpool_operator/main.py", "tokenpool_proxy/main.py"} <= names
+    assert "tokenpool = tokenpool.cli:app" in scripts
 
 
 def test_dockerignore_lets_every_package_folder_in() -> None:
