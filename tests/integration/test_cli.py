@@ -12,6 +12,7 @@ from typing import Any
 
 import kubernetes
 import pytest
+import yaml
 from typer.testing import CliRunner, Result
 
 from tokenpool import contract
@@ -236,3 +237,24 @@ def test_rotate_refuses_a_brought_token(tp: Callable[..., Result], kubectl: Kube
     res = tp("users", "rotate", "hank")
     assert res.exit_code == 1
     assert "hank-old" in res.output and "personalTokenSecretRef" in res.output
+
+
+def test_context_and_its_namespace_are_used_like_kubectl(
+    tmp_path: Path, control_plane: ControlPlane, kubectl: Kubectl, namespace: str
+) -> None:
+    """No -n: the namespace comes from the chosen context, as with kubectl."""
+    apply_yaml(kubectl, namespace, user_yaml("ivy"))
+    config = yaml.safe_load(Path(control_plane.kubeconfig).read_text())
+    base = config["contexts"][0]["context"]
+    config["contexts"].append({"name": "team", "context": {**base, "namespace": namespace}})
+    path = tmp_path / "two-contexts.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+
+    res = CliRunner().invoke(app, ["users", "list", "--kubeconfig", str(path), "--context", "team"])
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[1].split()[0] == "ivy"
+    # The current context has no namespace: "default", where there is no such user.
+    res = CliRunner().invoke(app, ["users", "list", "--kubeconfig", str(path)])
+    assert res.exit_code == 0 and "No PoolUsers in namespace default" in res.output
+    res = CliRunner().invoke(app, ["users", "list", "--kubeconfig", str(path), "--context", "nope"])
+    assert res.exit_code == 1 and "nope" in res.output
