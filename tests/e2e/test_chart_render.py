@@ -218,10 +218,56 @@ def test_schema_violations_are_rejected_clearly(
     assert message in err.value.stderr
 
 
-def test_tls_without_host_is_rejected(helm: Helm) -> None:
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (
+            {"proxy.ingress.enabled": "true", "proxy.ingress.tls.enabled": "true"},
+            "proxy.ingress.tls.enabled requires proxy.ingress.host",
+        ),
+        (
+            {
+                "proxy.autoscaling.enabled": "true",
+                "proxy.autoscaling.minReplicas": "5",
+                "proxy.autoscaling.maxReplicas": "3",
+            },
+            "proxy.autoscaling.minReplicas must not exceed proxy.autoscaling.maxReplicas",
+        ),
+        (
+            {"operator.defaultTokenQuota": "11"},
+            "operator.defaultTokenQuota must not exceed operator.maxTokenQuota",
+        ),
+        (
+            {"proxy.serviceAccount.create": "false"},
+            "proxy.serviceAccount.name is required when proxy.serviceAccount.create=false",
+        ),
+    ],
+    ids=["tls-without-host", "hpa-min-above-max", "quota-default-above-max", "sa-without-name"],
+)
+def test_inconsistent_values_are_refused_with_the_reason(
+    helm: Helm, sets: dict[str, str], message: str
+) -> None:
     with pytest.raises(HelmError) as err:
-        helm.template(set_values={"proxy.ingress.enabled": "true", "proxy.ingress.tls.enabled": "true"})
-    assert "proxy.ingress.tls.enabled requires proxy.ingress.host" in err.value.stderr
+        helm.template(set_values=sets)
+    assert message in err.value.stderr
+
+
+def test_existing_service_accounts_can_be_used(helm: Helm) -> None:
+    rendered = helm.template(
+        set_values={
+            "operator.serviceAccount.create": "false",
+            "operator.serviceAccount.name": "platform-operator",
+            "proxy.serviceAccount.create": "false",
+            "proxy.serviceAccount.name": "platform-proxy",
+        }
+    )
+    assert by_kind(rendered, "ServiceAccount") == []
+    assert (
+        one(rendered, "Deployment", "proxy")["spec"]["template"]["spec"]["serviceAccountName"]
+        == "platform-proxy"
+    )
+    binding = one(rendered, "RoleBinding", "operator")
+    assert binding["subjects"][0]["name"] == "platform-operator"
 
 
 def test_packaged_chart_carries_the_crds_themselves(helm: Helm, tmp_path: Path) -> None:

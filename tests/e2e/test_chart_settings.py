@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings
 from tokenpool_operator.settings import OperatorSettings
 from tokenpool_proxy.settings import ProxySettings
 
-from tests.support.helm import Helm, HelmError, Manifest, container, one
+from tests.support.helm import Manifest, container, one
 
 NAMESPACE = "tokenpool"  # what helm.template renders into
 COMPONENTS: dict[str, tuple[str, type[BaseSettings]]] = {
@@ -73,9 +73,3 @@ def test_values_reach_the_proxy(all_features_render: list[Manifest], monkeypatch
     )
     assert settings.model("gpt-4o-mini").provider == "OpenAI"
     assert (settings.log_format, settings.log_level) == ("text", "DEBUG")
-
-
-def test_quota_default_above_max_is_refused_by_the_chart(helm: Helm) -> None:
-    with pytest.raises(HelmError) as err:
-        helm.template(set_values={"operator.defaultTokenQuota": "11"})
-    assert "operator.defaultTokenQuota must not exceed operator.maxTokenQuota" in err.value.stderr
