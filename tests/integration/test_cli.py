@@ -18,6 +18,7 @@ from typer.testing import CliRunner, Result
 from tokenpool import contract
 from tokenpool.cli import app
 from tokenpool.devtools import ControlPlane
+from tokenpool.devtools.controlplane import free_port
 
 pytestmark = pytest.mark.integration
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
@@ -258,3 +259,13 @@ def test_context_and_its_namespace_are_used_like_kubectl(
     assert res.exit_code == 0 and "No PoolUsers in namespace default" in res.output
     res = CliRunner().invoke(app, ["users", "list", "--kubeconfig", str(path), "--context", "nope"])
     assert res.exit_code == 1 and "nope" in res.output
+
+
+def test_unreachable_api_server_is_one_clear_line(tmp_path: Path, control_plane: ControlPlane) -> None:
+    config = yaml.safe_load(Path(control_plane.kubeconfig).read_text())
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{free_port()}"
+    path = tmp_path / "closed.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    res = CliRunner().invoke(app, ["tokens", "list", "--kubeconfig", str(path)])
+    assert res.exit_code == 1
+    assert "cannot reach the Kubernetes API server" in res.output and "Traceback" not in res.output
