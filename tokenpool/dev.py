@@ -17,6 +17,9 @@ from types import FrameType
 from typing import Annotated, Any, cast
 
 import typer
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from urllib3.exceptions import HTTPError
 
 from tokenpool import contract
 from tokenpool.dev_demo import DEMO_LABEL, Instructions, demo_users, http_json, point_at_fake
@@ -31,7 +34,7 @@ from tokenpool.dev_session import (
     port_free,
     wait_until,
 )
-from tokenpool.devtools import binaries
+from tokenpool.devtools import ControlPlaneError, binaries
 from tokenpool.devtools.processes import ManagedProcess, register_cleanup
 
 DEFAULT_NAMESPACE = "tokenpool-dev"
@@ -230,8 +233,14 @@ def dev_command(
         supervise(session)
     except KeyboardInterrupt:
         echo("stopping ...")
-    except (DevError, binaries.BinariesNotFound, TimeoutError) as exc:
+    except (DevError, binaries.BinariesNotFound, ControlPlaneError, TimeoutError) as exc:
         echo(f"error: {exc}")
+        raise typer.Exit(1) from None
+    except ApiException as exc:
+        echo(f"error: the API server answered {exc.status} {exc.reason}: {(exc.body or '')[:500]}")
+        raise typer.Exit(1) from None
+    except (HTTPError, ConfigException, OSError) as exc:
+        echo(f"error: cannot use the cluster: {exc}")
         raise typer.Exit(1) from None
     finally:
         session.stop()

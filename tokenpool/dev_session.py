@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import typer
+import yaml
 
 from tokenpool.devtools import binaries
 from tokenpool.devtools.processes import ManagedProcess
@@ -106,7 +107,10 @@ class DevSession:
         t = time.monotonic()
         if use_current or kubeconfig:
             path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or "~/.kube/config"
-            self.plane = ControlPlane.from_kubeconfig(Path(path).expanduser())
+            try:
+                self.plane = ControlPlane.from_kubeconfig(Path(path).expanduser())
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
+                raise DevError(f"cannot use kubeconfig {path}: {exc}") from exc
             echo(f"using the cluster of {self.plane.kubeconfig}: {self.plane.server}")
         else:
             bin_dir = ensure_binaries(echo)
