@@ -13,8 +13,7 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/tokenpool
 WORKDIR /src
-# Dependencies are pinned exactly in pyproject.toml; copy it first so the layer is cached
-# until the dependencies change.
+# Dependencies are pinned exactly in pyproject.toml: the same versions the tests ran with.
 COPY pyproject.toml README.md ./
 COPY tokenpool ./tokenpool
 COPY operator ./operator
@@ -26,8 +25,9 @@ FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="tokenpool" \
       org.opencontainers.image.description="Kubernetes-native token pool: operator and proxy" \
       org.opencontainers.image.licenses="Apache-2.0"
-# Read-only root filesystem at run time: no bytecode writes; unbuffered logs.
-ENV PATH=/opt/tokenpool/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# Read-only root filesystem at run time: no bytecode writes, HOME on the /tmp volume the chart
+# mounts; unbuffered logs.
+ENV PATH=/opt/tokenpool/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp
 COPY --from=build /opt/tokenpool /opt/tokenpool
 # A numeric non-root user, so Kubernetes can verify runAsNonRoot without a passwd lookup.
 USER 65532:65532
