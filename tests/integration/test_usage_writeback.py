@@ -15,6 +15,7 @@ from tokenpool_proxy.usage.flush import Flusher
 from tokenpool_proxy.usage.health import HealthSync
 from tokenpool_proxy.usage.store import KubeStatusStore
 
+from tests.support.usage_counting import served
 from tests.support.usage_fixtures import UsageObjects
 from tokenpool.contract import KIND_UPSTREAM, KIND_USER
 from tokenpool.devtools import ControlPlane
@@ -50,7 +51,7 @@ async def test_concurrent_replicas_write_exact_totals(
         for i, replica in enumerate(replicas):
             for n in range(5 + i + rounds):
                 upstream = "tok-a" if n % 2 else "tok-b"
-                replica.book.record("alice", upstream, n % 3 != 0, 10, 20, datetime.now(UTC))
+                served(replica.book, "alice", upstream, n % 3 != 0, 10, 20, datetime.now(UTC))
                 expected += 1
         await asyncio.gather(*(r.flush() for r in replicas))
     usage = objects.usage(KIND_USER, "alice")
@@ -95,8 +96,8 @@ async def test_counts_of_a_deleted_object_are_dropped_not_retried_forever(
     objects = usage_objects(namespace)
     objects.user("alice")
     replica = _replica(control_plane, namespace)
-    replica.book.record("alice", None, True, 1, 1, datetime.now(UTC))
-    replica.book.record("ghost", None, True, 1, 1, datetime.now(UTC))
+    served(replica.book, "alice", None, True, 1, 1, datetime.now(UTC))
+    served(replica.book, "ghost", None, True, 1, 1, datetime.now(UTC))
     await replica.flush()
     assert objects.usage(KIND_USER, "alice").total.requests == 1
     assert not replica.book.pending and replica.failures == 0

@@ -81,8 +81,11 @@ CHAT = {"model": "augment-chat", "messages": [{"role": "user", "content": "hi"}]
 async def test_over_the_daily_limit_is_429_with_retry_after_naming_the_limit(client_for: ClientFor) -> None:
     app = _app(Limits(requests_per_day=2))
     client = client_for(app)
-    for _ in range(2):
+    alice = app.state.svc.index.user_by_token_hash(hash_personal_token(PT))
+    for _ in range(2):  # two requests served as the chat route does
+        assert _usage(app).check_limits(alice) is None
         _usage(app).record("alice", "tok-a", "success", 3, 4)
+        _usage(app).release(alice)
     r = await client.post("/v1/chat/completions", json=CHAT, headers={"Authorization": f"Bearer {PT}"})
     assert r.status_code == 429
     assert 1 <= int(r.headers["Retry-After"]) <= 86400
@@ -97,22 +100,25 @@ async def test_user_usage_shows_the_callers_own_counts(client_for: ClientFor) ->
     app = _app()
     client = client_for(app)
     usage = _usage(app)
-    usage.record("alice", "tok-a", "success", 10, 20, 0.1)
+    alice = app.state.svc.index.user_by_token_hash(hash_personal_token(PT))
+    assert usage.check_limits(alice) is None  # a request failing over from tok-b to tok-a
     usage.record("alice", "tok-b", "error", 5, 0, 0.2)
-    usage.record("alice", "tok-a", "handout")
+    usage.record("alice", "tok-a", "success", 10, 20, 0.1)
+    usage.release(alice)
+    usage.record("alice", "tok-a", "handout")  # the plugin took tok-a
     r = await client.get("/api/user/usage", headers={"Authorization": f"Bearer {PT}"})
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "success" and body["user"] == "alice"
     doc = body["usage"]
     assert doc["total"] == {
-        "requests": 3,
+        "requests": 2,
         "successes": 2,
-        "errors": 1,
+        "errors": 0,
         "promptTokens": 15,
         "completionTokens": 20,
     }
-    assert doc["today"]["requests"] == 3 and len(doc["daily"]) == 1
+    assert doc["today"]["requests"] == 2 and len(doc["daily"]) == 1
     assert {u["name"]: u["requests"] for u in doc["todayByUpstream"]} == {"tok-a": 2, "tok-b": 1}
     assert "secret-tok-a" not in r.text
     tokens = (await client.get("/api/tokens", headers={"Authorization": f"Bearer {PT}"})).json()["tokens"]

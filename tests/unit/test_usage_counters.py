@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from tokenpool_proxy.usage.counters import UsageBook, upstream_key, user_key
 from tokenpool_proxy.usage.merge import apply_delta
 
+from tests.support.usage_counting import served
 from tokenpool.status import HISTORY_DAYS, Usage, to_wire
 
 T0 = datetime(2026, 11, 25, 23, 59, 30, tzinfo=UTC)
@@ -14,8 +15,8 @@ T0 = datetime(2026, 11, 25, 23, 59, 30, tzinfo=UTC)
 
 def test_record_counts_user_and_upstream_by_outcome() -> None:
     book = UsageBook()
-    book.record("alice", "tok-a", True, 10, 5, T0)
-    book.record("alice", "tok-b", False, 7, 0, T0)
+    served(book, "alice", "tok-a", True, 10, 5, T0)
+    served(book, "alice", "tok-b", False, 7, 0, T0)
     user = book.pending[user_key("alice")]
     assert (user.total.requests, user.total.successes, user.total.errors) == (2, 1, 1)
     assert (user.total.prompt_tokens, user.total.completion_tokens) == (17, 5)
@@ -26,8 +27,8 @@ def test_record_counts_user_and_upstream_by_outcome() -> None:
 
 def test_increments_keep_their_own_utc_day_across_midnight() -> None:
     book = UsageBook()
-    book.record("alice", "tok", True, 1, 1, T0)
-    book.record("alice", "tok", True, 1, 1, T0 + timedelta(seconds=45))
+    served(book, "alice", "tok", True, 1, 1, T0)
+    served(book, "alice", "tok", True, 1, 1, T0 + timedelta(seconds=45))
     delta = book.take()[user_key("alice")]
     doc = apply_delta(None, delta, T0 + timedelta(minutes=1), per_upstream=True)
     assert [(d.date, d.requests) for d in doc.daily] == [("2026-11-25", 1), ("2026-11-26", 1)]
@@ -39,11 +40,11 @@ def test_increments_keep_their_own_utc_day_across_midnight() -> None:
 def test_merge_adds_to_what_other_replicas_wrote() -> None:
     other = UsageBook()
     for _ in range(3):
-        other.record("alice", "tok", True, 2, 3, T0)
+        served(other, "alice", "tok", True, 2, 3, T0)
     first = apply_delta(None, other.take()[user_key("alice")], T0, per_upstream=True)
     mine = UsageBook()
-    mine.record("alice", "tok", False, 1, 0, T0)
-    mine.record("alice", "tok2", True, 1, 0, T0)
+    served(mine, "alice", "tok", False, 1, 0, T0)
+    served(mine, "alice", "tok2", True, 1, 0, T0)
     merged = apply_delta(first, mine.take()[user_key("alice")], T0, per_upstream=True)
     assert merged.total.requests == 5 and merged.total.errors == 1
     assert merged.total.prompt_tokens == 8 and merged.total.completion_tokens == 9
@@ -54,9 +55,9 @@ def test_merge_adds_to_what_other_replicas_wrote() -> None:
 
 def test_yesterdays_split_is_not_carried_into_today() -> None:
     book = UsageBook()
-    book.record("alice", "tok", True, 0, 0, T0)
+    served(book, "alice", "tok", True, 0, 0, T0)
     yesterday = apply_delta(None, book.take()[user_key("alice")], T0, per_upstream=True)
-    book.record("alice", "tok2", True, 0, 0, T0 + timedelta(hours=1))
+    served(book, "alice", "tok2", True, 0, 0, T0 + timedelta(hours=1))
     today = apply_delta(yesterday, book.take()[user_key("alice")], T0 + timedelta(hours=1), per_upstream=True)
     assert [u.name for u in today.today_by_upstream or []] == ["tok2"]
     assert today.today is not None and today.today.requests == 1
@@ -67,7 +68,7 @@ def test_history_keeps_the_newest_31_days() -> None:
     doc: Usage | None = None
     for day in range(40):
         now = T0 + timedelta(days=day)
-        book.record("alice", "tok", True, 0, 0, now)
+        served(book, "alice", "tok", True, 0, 0, now)
         doc = apply_delta(doc, book.take()[user_key("alice")], now, per_upstream=False)
     assert doc is not None
     assert len(doc.daily) == HISTORY_DAYS
@@ -78,21 +79,21 @@ def test_history_keeps_the_newest_31_days() -> None:
 
 def test_minute_window_keeps_only_the_newest_minute() -> None:
     book = UsageBook()
-    book.record("alice", "tok", True, 0, 0, T0)
+    served(book, "alice", "tok", True, 0, 0, T0)
     doc = apply_delta(None, book.take()[user_key("alice")], T0, per_upstream=False)
-    book.record("alice", "tok", True, 0, 0, T0 + timedelta(seconds=5))
+    served(book, "alice", "tok", True, 0, 0, T0 + timedelta(seconds=5))
     doc = apply_delta(doc, book.take()[user_key("alice")], T0, per_upstream=False)
     assert doc.minute is not None and (doc.minute.start, doc.minute.requests) == ("2026-11-25T23:59Z", 2)
-    book.record("alice", "tok", True, 0, 0, T0 + timedelta(seconds=40))
+    served(book, "alice", "tok", True, 0, 0, T0 + timedelta(seconds=40))
     doc = apply_delta(doc, book.take()[user_key("alice")], T0, per_upstream=False)
     assert doc.minute is not None and (doc.minute.start, doc.minute.requests) == ("2026-11-26T00:00Z", 1)
 
 
 def test_failed_write_gives_the_delta_back_and_commit_removes_it() -> None:
     book = UsageBook()
-    book.record("alice", "tok", True, 0, 0, T0)
+    served(book, "alice", "tok", True, 0, 0, T0)
     book.take()
-    book.record("alice", "tok", True, 0, 0, T0)  # arrives while the flush runs
+    served(book, "alice", "tok", True, 0, 0, T0)  # arrives while the flush runs
     assert book.unflushed(user_key("alice")).total.requests == 2
     book.give_back(user_key("alice"))
     assert book.pending[user_key("alice")].total.requests == 2 and not book.flushing.get(user_key("alice"))
@@ -105,7 +106,7 @@ def test_failed_write_gives_the_delta_back_and_commit_removes_it() -> None:
 
 def test_wire_shape_is_camel_case() -> None:
     book = UsageBook()
-    book.record("alice", "tok", True, 3, 4, T0)
+    served(book, "alice", "tok", True, 3, 4, T0)
     wire = to_wire(apply_delta(None, book.take()[user_key("alice")], T0, per_upstream=True))
     assert wire["total"] == {
         "requests": 1,

@@ -16,6 +16,7 @@ from tokenpool_proxy.usage.flush import Flusher
 from tokenpool_proxy.usage.health import HealthSync
 from tokenpool_proxy.usage.store import Conflict, Gone, Stored
 
+from tests.support.usage_counting import served
 from tests.support.waiting import async_wait_for
 from tokenpool.contract import KIND_UPSTREAM, KIND_USER
 from tokenpool.status import Usage
@@ -88,9 +89,9 @@ async def test_two_replicas_interleaving_lose_and_double_nothing() -> None:
     store.create(KIND_UPSTREAM, "tok")
     a, b = _flusher(store), _flusher(store)
     for _ in range(7):
-        a.book.record("alice", "tok", True, 1, 1, NOW)
+        served(a.book, "alice", "tok", True, 1, 1, NOW)
     for _ in range(5):
-        b.book.record("alice", "tok", False, 1, 1, NOW)
+        served(b.book, "alice", "tok", False, 1, 1, NOW)
     # B writes between A's list and A's patch: A's first patch is stale and must be redone.
     store.before_patch.append(b.flush)
     await a.flush()
@@ -104,11 +105,11 @@ async def test_failed_write_keeps_the_counts_for_the_next_flush() -> None:
     store = MemoryStore()
     store.create(KIND_USER, "alice")
     flusher = _flusher(store)
-    flusher.book.record("alice", None, True, 0, 0, NOW)
+    served(flusher.book, "alice", None, True, 0, 0, NOW)
     store.fail_patches = 1
     await flusher.flush()
     assert "usage" not in store.status(KIND_USER, "alice") and flusher.failures == 1
-    flusher.book.record("alice", None, True, 0, 0, NOW)
+    served(flusher.book, "alice", None, True, 0, 0, NOW)
     await flusher.flush()
     assert _total(store, KIND_USER, "alice") == 2 and flusher.writes == 1
 
@@ -126,7 +127,7 @@ async def test_operator_fields_are_never_written() -> None:
     store = MemoryStore()
     store.create(KIND_USER, "alice", {"conditions": [{"type": "Ready"}], "observedGeneration": 3})
     flusher = _flusher(store)
-    flusher.book.record("alice", None, True, 0, 0, NOW)
+    served(flusher.book, "alice", None, True, 0, 0, NOW)
     seen: list[dict[str, Any]] = []
     original = store.patch_status
 
@@ -143,7 +144,7 @@ async def test_operator_fields_are_never_written() -> None:
 async def test_deleted_object_drops_its_counts() -> None:
     store = MemoryStore()
     flusher = _flusher(store)
-    flusher.book.record("ghost", None, True, 0, 0, NOW)
+    served(flusher.book, "ghost", None, True, 0, 0, NOW)
     await flusher.flush()
     assert flusher.book.unflushed(user_key("ghost")).total.requests == 0 and not flusher.book.pending
 
@@ -169,14 +170,14 @@ async def test_loop_flushes_every_interval_and_stop_flushes_the_rest() -> None:
     store.create(KIND_USER, "alice")
     flusher = Flusher(UsageBook(), store, OffsetClock(), interval_s=0.05)
     flusher.start()
-    flusher.book.record("alice", None, True, 0, 0, datetime.now(UTC))
+    served(flusher.book, "alice", None, True, 0, 0, datetime.now(UTC))
 
     async def written() -> bool:
         return flusher.writes == 1
 
     await async_wait_for(written, timeout=5, what="the periodic flush")
     assert flusher.last_success is not None
-    flusher.book.record("alice", None, True, 0, 0, datetime.now(UTC))
+    served(flusher.book, "alice", None, True, 0, 0, datetime.now(UTC))
     flusher.interval_s = 3600  # only stop() can flush this one now
     await flusher.stop()
     assert _total(store, KIND_USER, "alice") == 2
@@ -187,7 +188,7 @@ async def test_conflict_retries_are_bounded(conflicts: int) -> None:
     store = MemoryStore()
     store.create(KIND_USER, "alice")
     flusher = Flusher(UsageBook(), store, FixedClock(), max_attempts=3)
-    flusher.book.record("alice", None, True, 0, 0, NOW)
+    served(flusher.book, "alice", None, True, 0, 0, NOW)
 
     async def bump() -> None:
         rv, st = store.objects[(KIND_USER, "alice")]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from tokenpool_proxy.usage.counters import UsageBook, user_key
 from tokenpool_proxy.usage.limits import Limiter
 
+from tests.support.usage_counting import served
 from tokenpool.contract import Limits
 from tokenpool.status import DayUsage, MinuteUsage, Usage
 
@@ -17,7 +18,7 @@ def _serve(limiter: Limiter, book: UsageBook, user: str, limits: Limits, now: da
     """One request as the proxy runs it: admit, record, release."""
     if limiter.admit(user, limits, now) is not None:
         return False
-    book.record(user, "tok", True, 0, 0, now)
+    served(book, user, "tok", True, 0, 0, now)
     limiter.release(user)
     return True
 
@@ -63,7 +64,7 @@ def test_global_count_from_status_plus_local_unflushed_and_in_flight() -> None:
     )
     limits = Limits(requests_per_day=10)
     assert limiter.admit("u", limits, NOON) is None  # 8 + 0 + 0 < 10, now one in flight
-    book.record("u", "tok", True, 0, 0, NOON)  # recorded, still in flight: counted once by release
+    served(book, "u", "tok", True, 0, 0, NOON)  # recorded, still in flight: counted once by release
     limiter.release("u")
     assert limiter.admit("u", limits, NOON) is None  # 8 + 1 + 0
     rejected = limiter.admit("u", limits, NOON)  # 8 + 1 + 1 in flight

@@ -1,9 +1,11 @@
 """In-memory usage counters on the request path: no I/O, just additions.
 
-Every increment lands in a :class:`Delta` of each object it concerns (the PoolUser and, when an
-upstream token served the request, the UpstreamToken), keyed by the UTC date and minute *of the
-increment*, so a delta recorded at 23:59:59 and flushed after midnight still lands on the right
-day. The :class:`UsageBook` keeps three things per object:
+A PoolUser counts client requests (:meth:`UsageBook.request`, once per request whatever the
+failovers: what limits and users care about); an UpstreamToken counts attempts on it
+(:meth:`UsageBook.attempt`: what its health and load are about). Every increment lands in the
+:class:`Delta` of the object, keyed by the UTC date and minute *of the increment*, so a delta
+recorded at 23:59:59 and flushed after midnight still lands on the right day. The
+:class:`UsageBook` keeps three things per object:
 
 * ``pending``: deltas not yet handed to a flush;
 * ``flushing``: deltas a flush is writing right now (still counted by limits until written);
@@ -72,11 +74,12 @@ class Delta:
     minutes: dict[str, int] = field(default_factory=dict)
     last_used_at: datetime | None = None
 
-    def add(self, one: Tally, at: datetime, upstream: str | None = None) -> None:
+    def add(self, one: Tally, at: datetime, upstream: str | None = None, split: Tally | None = None) -> None:
+        """Add ``one`` to the totals, and ``split`` to today's line of ``upstream``."""
         self.total.add(one)
         self.days.setdefault(utc_date(at), Tally()).add(one)
-        if upstream is not None:
-            self.upstream_days.setdefault(utc_date(at), {}).setdefault(upstream, Tally()).add(one)
+        if upstream is not None and split is not None:
+            self.upstream_days.setdefault(utc_date(at), {}).setdefault(upstream, Tally()).add(split)
         minute = utc_minute(at)
         self.minutes[minute] = self.minutes.get(minute, 0) + one.requests
         if self.last_used_at is None or at > self.last_used_at:
@@ -111,15 +114,23 @@ class UsageBook:
         self.flushing: dict[ObjectKey, Delta] = {}
         self.seen: dict[ObjectKey, Usage] = {}
 
-    def record(
+    def _delta(self, key: ObjectKey) -> Delta:
+        delta = self.pending.get(key)
+        if delta is None:
+            delta = self.pending[key] = Delta()
+        return delta
+
+    def attempt(
         self,
         user: str,
-        upstream: str | None,
+        upstream: str,
         success: bool,
         prompt_tokens: int,
         completion_tokens: int,
         at: datetime,
     ) -> None:
+        """One upstream attempt (or plugin hand-out) of ``user`` on ``upstream``: a request of the
+        UpstreamToken; for the PoolUser only its tokens and its line in today's split."""
         one = Tally(
             requests=1,
             successes=int(success),
@@ -127,9 +138,15 @@ class UsageBook:
             prompt_tokens=max(0, prompt_tokens),
             completion_tokens=max(0, completion_tokens),
         )
-        self.pending.setdefault(user_key(user), Delta()).add(one, at, upstream)
-        if upstream is not None:
-            self.pending.setdefault(upstream_key(upstream), Delta()).add(one, at)
+        self._delta(upstream_key(upstream)).add(one, at)
+        tokens = Tally(prompt_tokens=one.prompt_tokens, completion_tokens=one.completion_tokens)
+        self._delta(user_key(user)).add(tokens, at, upstream, split=one)
+
+    def request(self, user: str, success: bool, at: datetime) -> None:
+        """One client request of ``user`` ended (whatever number of attempts it took)."""
+        self._delta(user_key(user)).add(
+            Tally(requests=1, successes=int(success), errors=int(not success)), at
+        )
 
     def take(self) -> dict[ObjectKey, Delta]:
         """Hand every pending delta to a flush (they stay visible to limits as ``flushing``)."""

@@ -2,9 +2,11 @@
 
 The request path only touches memory here (``check_limits``, ``release``, ``record``); the
 API server is reached by the :class:`~.flush.Flusher` task, once per interval and on shutdown.
-Counting rule: one ``record`` is one upstream attempt (or one plugin hand-out, counted as a
-success), so a request that failed over counts an error on the first token and a success on the
-second, for the user as well; limits count the same unit (see docs/usage.md).
+Counting rule: an UpstreamToken counts each attempt on it (``record``), a PoolUser each client
+request, when it ends (``release``: a success if one of its attempts succeeded), so a request
+that failed over counts one error on the first token, one success on the second and one
+successful request for the user; limits count the user's requests. A plugin hand-out is one of
+each at once (see docs/usage.md).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class UsageService:
         self.limiter = Limiter(self.book)
         self.flusher: Flusher | None = None  # set by start(): no write-back without an API server
         self.metrics = metrics
+        self._successes: dict[str, int] = {}  # successful attempts of requests not yet released
 
     # -- the request path (UsageSink) ------------------------------------------------------------
     def check_limits(self, user: UserRoute) -> LimitDenied | None:
@@ -40,7 +43,17 @@ class UsageService:
         return LimitDenied(rejection.message, float(rejection.retry_after_s))
 
     def release(self, user: UserRoute) -> None:
+        """The admitted request ended: it leaves the in-flight count and becomes a counted one
+        (in the same step, so limits never see it twice or not at all)."""
         self.limiter.release(user.user)
+        # Each request has at most one successful attempt, recorded before its release; which
+        # concurrent request takes which success does not change the totals.
+        won = self._successes.get(user.user, 0)
+        if won > 1:
+            self._successes[user.user] = won - 1
+        else:
+            self._successes.pop(user.user, None)
+        self.book.request(user.user, won > 0, self.clock.now())
 
     def record(
         self,
@@ -51,8 +64,12 @@ class UsageService:
         completion_tokens: int = 0,
         latency_s: float = 0.0,
     ) -> None:
-        success = outcome != "error"
-        self.book.record(user, upstream, success, prompt_tokens, completion_tokens, self.clock.now())
+        now = self.clock.now()
+        self.book.attempt(user, upstream, outcome != "error", prompt_tokens, completion_tokens, now)
+        if outcome == "handout":  # not admitted through check_limits: a whole request at once
+            self.book.request(user, True, now)
+        elif outcome == "success":
+            self._successes[user] = self._successes.get(user, 0) + 1
         self.metrics.recorded(user, outcome, latency_s)
 
     def upstream_counter(self, upstream: str) -> UpstreamCounter:
