@@ -106,9 +106,8 @@ class Writer:
         key = (plural, meta["namespace"], meta["name"])
         known = self._statuses.get(key)
         if known is None:
-            observed = body.get("status") or {}
-            known = {k: observed.get(k) for k in status}
-        if known == status:
+            known = dict(body.get("status") or {})
+        if all(known.get(k) == v for k, v in status.items()):
             return False
         try:
             await self.kube.merge_patch(
@@ -119,7 +118,7 @@ class Writer:
             if exc.status == 404:  # deleted meanwhile: nothing left to report on
                 return False
             raise
-        self._statuses[key] = status
+        self._statuses[key] = {**known, **status}
         return True
 
     def drop_status(self, plural: str, ns: str, name: str) -> None:

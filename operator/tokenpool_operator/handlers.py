@@ -113,7 +113,7 @@ def allocation_event(
         state.forget("allocation", namespace, name)
         rec.writer.drop_status(c.PLURAL_ALLOCATION, namespace, name)
         for token in state.book.release((namespace, name)):
-            rec.token(namespace, token)
+            rec.count(namespace, token)
             rec.token_users(namespace, token)  # freed capacity
         rec.user(namespace, user)
     elif state.changed("allocation", namespace, name, meta.get("generation")):

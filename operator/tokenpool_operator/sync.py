@@ -24,6 +24,7 @@ from tokenpool_operator.views import allocation_view, token_view
 from tokenpool_operator.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
+PRIORITY = {"token": 0, "user": 1, "count": 2}
 Body = dict[str, Any]
 Index = Mapping[Any, Any]  # kopf.Index: key → store of values
 
@@ -43,12 +44,15 @@ class Reconciler:
         self.kube = kube
         self.state = state
         self.ix = indexes
-        self.queue = WorkQueue(self._dispatch, settings.workers)
+        # Tokens first: users' decisions depend on the tokens' eligibility and counts.
+        self.queue = WorkQueue(self._dispatch, settings.workers, priority=lambda key: PRIORITY[key[0]])  # type: ignore[index]
 
     async def _dispatch(self, key: Hashable) -> None:
         kind, ns, name = cast(tuple[str, str, str], key)
         if kind == "user":
             await self.sync_user(ns, name)
+        elif kind == "count":
+            await self.sync_count(ns, name)
         else:
             await self.sync_token(ns, name)
 
@@ -57,6 +61,9 @@ class Reconciler:
 
     def token(self, ns: str, name: str) -> None:
         self.queue.add(("token", ns, name))
+
+    def count(self, ns: str, name: str) -> None:
+        self.queue.add(("count", ns, name))
 
     # ---- users and their allocations -------------------------------------------------------
 
@@ -100,7 +107,7 @@ class Reconciler:
                 (ns, v.name), reason in ("InsufficientTokens", "TokenNotFound", "TokenUnavailable")
             )
             for token in set(before[v.name]) ^ set(granted):
-                self.token(ns, token)  # its allocation count changed
+                self.count(ns, token)  # its allocation count changed
             released = released or bool(set(before[v.name]) - set(granted))
         if released:  # freed capacity: allocations still waiting may now get it
             for _, other in book.short(ns):
@@ -226,6 +233,14 @@ class Reconciler:
         was_health = find(old, "Healthy") or {}
         if not health.ok and was_health.get("reason") != health.reason:
             await self.writer.event(body, "Warning", "Unhealthy", f"{health.reason}: {health.message}")
+
+    async def sync_count(self, ns: str, name: str) -> None:
+        """Only ``status.allocations``: grants move far more often than tokens change."""
+        body = one(self.ix["tp_tokens"], (ns, name))
+        if body is not None:
+            await self.writer.patch_status(
+                c.PLURAL_UPSTREAM, body, {"allocations": self.state.book.count((ns, name))}
+            )
 
     def token_users(self, ns: str, token: str) -> None:
         """Enqueue every user a token's change may affect: holders, explicit namers, and users

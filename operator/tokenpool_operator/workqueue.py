@@ -16,10 +16,18 @@ log = logging.getLogger(__name__)
 
 
 class WorkQueue:
-    def __init__(self, handler: Callable[[Hashable], Awaitable[None]], workers: int = 4) -> None:
+    def __init__(
+        self,
+        handler: Callable[[Hashable], Awaitable[None]],
+        workers: int = 4,
+        priority: Callable[[Hashable], int] = lambda _: 0,
+    ) -> None:
         self._handler = handler
         self._workers = workers
-        self._queue: asyncio.Queue[Hashable] = asyncio.Queue()
+        self._priority = priority
+        self._seq = 0
+        # Lower priority first, then FIFO: dependencies (tokens) are settled before dependants.
+        self._queue: asyncio.PriorityQueue[tuple[int, int, Hashable]] = asyncio.PriorityQueue()
         self._queued: set[Hashable] = set()
         self._running: set[Hashable] = set()
         self._dirty: set[Hashable] = set()
@@ -32,7 +40,8 @@ class WorkQueue:
             self._dirty.add(key)
         elif key not in self._queued:
             self._queued.add(key)
-            self._queue.put_nowait(key)
+            self._seq += 1
+            self._queue.put_nowait((self._priority(key), self._seq, key))
 
     def pending(self) -> int:
         return len(self._queued) + len(self._running)
@@ -55,7 +64,7 @@ class WorkQueue:
 
     async def _work(self) -> None:
         while True:
-            key = await self._queue.get()
+            *_, key = await self._queue.get()
             self._queued.discard(key)
             self._running.add(key)
             try:

@@ -1,0 +1,205 @@
+"""Operator convergence: how long until N users / tokens / allocations are compiled.
+
+Real etcd + kube-apiserver and a real ``tokenpool operator`` process. The objects are created
+first with the operator stopped (the "operator restart on a full cluster" case), then the
+operator is started and timed until every user has its route ConfigMap and personal-token
+Secret, every token its compiled Secret, and every allocation its granted tokens. Then a burst of
+new users is created with the operator running (the incremental case).
+
+Baseline measured in the same run: the raw rate at which this API server accepts ConfigMap
+creations from one client at the operator's concurrency. The ratio says how close the operator
+(≈ 6 writes and 2 reads per user) comes to the API server's own write speed.
+
+    .venv/bin/python -m bench.bench_operator [--users 1000] [--tokens 100] [--workers 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from tokenpool_operator.kube import Kube, core_path, cr_path
+
+from tests.support.kubectl import run_kubectl
+from tests.support.operator_fixtures import OperatorProcess
+from tests.support.waiting import async_wait_for
+from tokenpool import contract as c
+from tokenpool.devtools import ControlPlane, binaries
+
+ROOT = Path(__file__).resolve().parents[1]
+POOLS = 10
+
+
+def kube_for(kubeconfig: str, limit: int) -> Kube:
+    cfg = k8s_client.Configuration()
+    k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    return Kube(cfg, limit=limit)
+
+
+async def bounded(n: int, concurrency: int, make) -> float:  # type: ignore[no-untyped-def]
+    """Run ``make(i)`` for i < n with ``concurrency`` in flight; seconds taken."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        async with sem:
+            await make(i)
+
+    start = time.monotonic()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return time.monotonic() - start
+
+
+async def baseline(kube: Kube, ns: str, n: int, concurrency: int) -> float:
+    """ConfigMap creations per second, straight to the API server."""
+    await kube.create("/api/v1/namespaces", {"metadata": {"name": ns}})
+
+    async def make(i: int) -> None:
+        await kube.create(
+            core_path(ns, "configmaps"), {"metadata": {"name": f"cm-{i}"}, "data": {"k": "v" * 200}}
+        )
+
+    return n / await bounded(n, concurrency, make)
+
+
+async def seed(kube: Kube, ns: str, users: int, tokens: int, first: int = 0) -> int:
+    """Tokens (with credential Secrets), users, and per user one selector allocation (count 1)
+    plus, for every 10th user, one allocation by name. Returns the number of custom resources."""
+    if first == 0:
+        await kube.create("/api/v1/namespaces", {"metadata": {"name": ns}})
+
+        async def token(i: int) -> None:
+            await kube.create(
+                core_path(ns, "secrets"),
+                {"metadata": {"name": f"cred-{i}"}, "stringData": {"token": f"{i:064x}"}},
+            )
+            await kube.create(
+                cr_path(ns, c.PLURAL_UPSTREAM),
+                {
+                    "apiVersion": c.API_VERSION,
+                    "kind": c.KIND_UPSTREAM,
+                    "metadata": {"name": f"tok-{i}", "labels": {"pool": f"p{i % POOLS}"}},
+                    "spec": {
+                        "endpoint": "https://d1.api.augmentcode.com/",
+                        "credentialSecretRef": {"name": f"cred-{i}"},
+                    },
+                },
+            )
+
+        await bounded(tokens, 16, token)
+
+    def cr(kind: str, plural: str, name: str, spec: dict) -> object:  # type: ignore[type-arg]
+        body = {"apiVersion": c.API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
+        return kube.create(cr_path(ns, plural), body)
+
+    async def user(j: int) -> None:
+        i = first + j
+        await cr(c.KIND_USER, c.PLURAL_USER, f"user-{i}", {"email": f"u{i}@example.com"})  # type: ignore[misc]
+        sel = {"selector": {"matchLabels": {"pool": f"p{i % POOLS}"}}, "count": 1}
+        await cr(c.KIND_ALLOCATION, c.PLURAL_ALLOCATION, f"sel-{i}", {"user": f"user-{i}", **sel})  # type: ignore[misc]
+        if i % 10 == 0:
+            named = {"user": f"user-{i}", "tokens": [f"tok-{i % tokens}"], "priority": 2}
+            await cr(c.KIND_ALLOCATION, c.PLURAL_ALLOCATION, f"named-{i}", named)  # type: ignore[misc]
+
+    await bounded(users, 16, user)
+    return (tokens if first == 0 else 0) + users * 2 + (users + 9) // 10
+
+
+def cpu_seconds(op: OperatorProcess) -> float:
+    """User+system CPU of the operator process so far (Linux /proc)."""
+    assert op.process is not None
+    fields = Path(f"/proc/{op.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def count_converged(kube: Kube, ns: str) -> tuple[int, int, int]:
+    """(user routes, upstream routes, allocations with granted tokens) in the namespace."""
+    routes = await kube.get(core_path(ns, "configmaps") + f"?labelSelector={c.LABEL_ROUTE}%3D{c.ROUTE_USER}")
+    ups = await kube.get(core_path(ns, "secrets") + f"?labelSelector={c.LABEL_ROUTE}%3D{c.ROUTE_UPSTREAM}")
+    allocs = await kube.get(cr_path(ns, c.PLURAL_ALLOCATION))
+    granted = sum(1 for a in (allocs or {}).get("items", []) if (a.get("status") or {}).get("tokens"))
+    return len((routes or {})["items"]), len((ups or {})["items"]), granted
+
+
+async def measure(args: argparse.Namespace, plane: ControlPlane, holder: list[OperatorProcess]) -> None:
+    kube = kube_for(plane.kubeconfig, 16)
+    ns = "bench"
+    try:
+        base_rate = await baseline(kube, "baseline", min(args.users, 2000), args.workers)
+        t0 = time.monotonic()
+        crs = await seed(kube, ns, args.users, args.tokens)
+        print(f"created {crs} custom resources (+{args.tokens} Secrets) in {time.monotonic() - t0:.1f}s")
+
+        allocs = args.users + (args.users + 9) // 10
+        want = (args.users, args.tokens, allocs)
+        start = time.monotonic()
+        op = OperatorProcess(ns, plane.kubeconfig, Path(tempfile.mkdtemp()), {"workers": args.workers})
+        holder.append(op)
+        await asyncio.to_thread(op.wait_ready, 120)
+        ready = time.monotonic() - start
+
+        async def idle() -> bool:
+            q = (await asyncio.to_thread(op.probe))["queue"]
+            return bool(q["pending"] == 0 and q["processed"] >= args.users + args.tokens)
+
+        await async_wait_for(idle, timeout=args.timeout, interval=0.5, what="operator idle")
+        took = time.monotonic() - start
+        got = await count_converged(kube, ns)
+        assert got == want, f"converged {got}, expected {want}"
+        print(
+            f"operator start (process up, liveness answering): {ready:.1f}s; CPU used: {cpu_seconds(op):.1f}s"
+        )
+        print(
+            f"converged {args.users} users / {args.tokens} tokens / {allocs} allocations in {took:.1f}s:"
+            f" {crs / took:.0f} custom resources/s, {args.users / took:.0f} users/s"
+        )
+        print(f"baseline: {base_rate:.0f} ConfigMap creations/s straight to the API server")
+        print(
+            f"ratio users/s / baseline writes/s: {args.users / took / base_rate:.2f} (about 6 writes per user)"
+        )
+
+        t1 = time.monotonic()
+        await seed(kube, ns, args.burst, args.tokens, first=args.users)
+        total = args.users + args.burst
+
+        async def burst_done() -> bool:
+            return (await count_converged(kube, ns))[0] == total
+
+        await async_wait_for(burst_done, timeout=args.timeout, interval=0.2, what="burst converged")
+        print(
+            f"burst: {args.burst} new users (+allocations) created and compiled in {time.monotonic() - t1:.1f}s"
+        )
+    finally:
+        await kube.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--tokens", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--burst", type=int, default=100, help="users created while the operator runs")
+    parser.add_argument("--timeout", type=float, default=1800)
+    args = parser.parse_args()
+
+    plane = ControlPlane.launch(binaries.find())
+    holder: list[OperatorProcess] = []
+    try:
+        run_kubectl("apply", "--server-side", "-f", str(ROOT / "crds"), kubeconfig=plane.kubeconfig)
+        run_kubectl("wait", "--for=condition=Established", "crd", "--all", kubeconfig=plane.kubeconfig)
+        asyncio.run(measure(args, plane, holder))
+    finally:
+        for op in holder:
+            op.stop()
+        plane.stop()
+
+
+if __name__ == "__main__":
+    main()
