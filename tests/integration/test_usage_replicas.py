@@ -15,6 +15,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -161,25 +162,36 @@ async def test_sigkill_loses_at_most_one_flush_interval(
     assert -len(result.broken) <= lost <= in_last_interval
 
 
-def test_daily_and_minute_limits_across_replicas_and_the_next_utc_day(
+def _offset_to(hour: int, minute: int, second: int) -> float:
+    """Clock offset putting a proxy at that UTC time of today: no test depends on when it runs."""
+    now = datetime.now(UTC)
+    return (now.replace(hour=hour, minute=minute, second=second, microsecond=0) - now).total_seconds()
+
+
+def test_daily_limit_across_replicas_and_the_next_utc_day(
     usage_pool: Callable[..., Pool], proxy_process: Callable[..., ProxyProcess]
 ) -> None:
     p = usage_pool(requestsPerDay=3)
-    today = proxy_process(p.namespace, usage_flush_interval_seconds=INTERVAL)
+    noon = _offset_to(12, 0, 0)
+    today = proxy_process(p.namespace, usage_flush_interval_seconds=INTERVAL, usage_clock_offset_seconds=noon)
     headers = {"Authorization": f"Bearer {p.personal_token}"}
     with httpx.Client(timeout=30, headers=headers) as client:
         codes = [client.post(f"{today.url}/v1/chat/completions", json=CHAT).status_code for _ in range(4)]
         assert codes == [200, 200, 200, 429]
         r = client.post(f"{today.url}/v1/chat/completions", json=CHAT)
-        assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+        assert r.status_code == 429
+        assert 12 * 3600 - 60 <= int(r.headers["Retry-After"]) <= 12 * 3600  # to the next UTC midnight
         assert "requestsPerDay=3" in r.json()["error"]["message"]
+        assert r.json()["error"]["type"] == "rate_limit_error"
         wait_for(lambda: p.total() == 3, timeout=10, what="the day's counts written")
         # Another replica on the same day knows the count from the status (read at startup)...
-        other = proxy_process(p.namespace, usage_flush_interval_seconds=INTERVAL)
+        other = proxy_process(
+            p.namespace, usage_flush_interval_seconds=INTERVAL, usage_clock_offset_seconds=noon
+        )
         assert client.post(f"{other.url}/v1/chat/completions", json=CHAT).status_code == 429
-        # ... and one whose clock is a day later starts afresh.
+        # ... and one whose clock is the next UTC day starts afresh.
         tomorrow = proxy_process(
-            p.namespace, usage_flush_interval_seconds=INTERVAL, usage_clock_offset_seconds=86400
+            p.namespace, usage_flush_interval_seconds=INTERVAL, usage_clock_offset_seconds=noon + 86400
         )
         assert client.post(f"{tomorrow.url}/v1/chat/completions", json=CHAT).status_code == 200
     wait_for(
@@ -189,26 +201,27 @@ def test_daily_and_minute_limits_across_replicas_and_the_next_utc_day(
     assert [d.requests for d in daily] == [3, 1]
 
 
-def test_per_minute_limit(
+def test_per_minute_limit_and_the_next_minute(
     usage_pool: Callable[..., Pool], proxy_process: Callable[..., ProxyProcess]
 ) -> None:
     p = usage_pool(requestsPerMinute=2)
-    now_proxy = proxy_process(p.namespace, usage_flush_interval_seconds=INTERVAL)
+    start = _offset_to(12, 0, 1)  # the requests below take far less than the 59 s left
+    proxy = proxy_process(
+        p.namespace, usage_flush_interval_seconds=INTERVAL, usage_clock_offset_seconds=start
+    )
     headers = {"Authorization": f"Bearer {p.personal_token}"}
     with httpx.Client(timeout=30, headers=headers) as client:
-        codes = [client.post(f"{now_proxy.url}/v1/chat/completions", json=CHAT).status_code for _ in range(3)]
-        if codes != [200, 200, 429]:  # the two first straddled a minute boundary: once more
-            codes = [
-                client.post(f"{now_proxy.url}/v1/chat/completions", json=CHAT).status_code for _ in range(3)
-            ]
-        assert codes[-1] == 429
-        r = client.post(f"{now_proxy.url}/v1/chat/completions", json=CHAT)
+        codes = [client.post(f"{proxy.url}/v1/chat/completions", json=CHAT).status_code for _ in range(3)]
+        assert codes == [200, 200, 429]
+        r = client.post(f"{proxy.url}/v1/chat/completions", json=CHAT)
         assert "requestsPerMinute=2" in r.json()["error"]["message"]
-        assert 1 <= int(r.headers["Retry-After"]) <= 60
+        assert 1 <= int(r.headers["Retry-After"]) <= 59
         later = proxy_process(
-            p.namespace, usage_flush_interval_seconds=INTERVAL, usage_clock_offset_seconds=120
+            p.namespace, usage_flush_interval_seconds=INTERVAL, usage_clock_offset_seconds=start + 60
         )
         assert client.post(f"{later.url}/v1/chat/completions", json=CHAT).status_code == 200
+        assert client.post(f"{later.url}/v1/chat/completions", json=CHAT).status_code == 200
+        assert client.post(f"{later.url}/v1/chat/completions", json=CHAT).status_code == 429
 
 
 def test_unhealthy_token_shows_in_status_within_one_interval_and_other_replica_avoids_it(
