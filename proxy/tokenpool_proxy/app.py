@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from . import errors
 from .balancer import Balancer
@@ -96,11 +97,22 @@ def create_app(
                 await kube.close()
             await session.close()
 
-    app = FastAPI(title="tokenpool proxy", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # FastAPI's native OpenTelemetry is off: the proxy has its own metrics and access log, and the
+    # per-request check of the (unconfigured) providers is measurable on the hot path.
+    off: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+    app = FastAPI(
+        title="tokenpool proxy",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=off,
+    )
     app.state.svc = svc
     errors.install(app)
     app.include_router(plugin.router)
     app.include_router(openai.router)
+    app.router.routes.insert(0, openai.chat_route)  # first: matched before FastAPI's route walk
     app.include_router(ops.router)
     app.add_middleware(Edge, svc=svc)
     usage_wiring.install(app, svc)

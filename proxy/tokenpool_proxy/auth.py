@@ -15,9 +15,14 @@ from .errors import ApiError, PluginError
 from .services import Services
 
 
-def services(request: Request) -> Services:
+def _svc(request: Request) -> Services:
     svc: Services = request.app.state.svc
     return svc
+
+
+async def services(request: Request) -> Services:
+    """Dependencies are ``async``: FastAPI runs plain ``def`` ones in a worker thread."""
+    return _svc(request)
 
 
 def bearer(request: Request) -> str | None:
@@ -29,7 +34,7 @@ def bearer(request: Request) -> str | None:
 
 
 def lookup(request: Request, token: str) -> UserRoute | None:
-    return services(request).index.user_by_token_hash(hash_personal_token(token))
+    return _svc(request).index.user_by_token_hash(hash_personal_token(token))
 
 
 def _log_user(request: Request, user: UserRoute) -> None:
@@ -38,7 +43,7 @@ def _log_user(request: Request, user: UserRoute) -> None:
         log["user"] = user.user
 
 
-def plugin_user(request: Request) -> UserRoute:
+async def plugin_user(request: Request) -> UserRoute:
     """``Authorization: Bearer <PT>`` for /api/tokens (plugin dialect)."""
     token = bearer(request)
     if token is None:
@@ -52,7 +57,7 @@ def plugin_user(request: Request) -> UserRoute:
     return user
 
 
-def plugin_user_info(request: Request) -> UserRoute:
+async def plugin_user_info(request: Request) -> UserRoute:
     """``?token=<PT>`` or the Bearer header for /api/user/info (plugin dialect)."""
     token = request.query_params.get("token") or bearer(request)
     if not token:
@@ -66,7 +71,7 @@ def plugin_user_info(request: Request) -> UserRoute:
     return user
 
 
-def openai_user(request: Request) -> UserRoute:
+async def openai_user(request: Request) -> UserRoute:
     """``Authorization: Bearer <PT>`` for /v1 (OpenAI dialect)."""
     token = bearer(request)
     if token is None:

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
+import orjson
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import BodyTooLarge, too_large_response
 from .services import Services
+from .settings import ProxySettings
 
 access_logger = logging.getLogger("tokenpool.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -46,10 +51,34 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
+def access_writer(settings: ProxySettings) -> Callable[[dict[str, Any]], None] | None:
+    """How access lines are written: JSON straight to stdout (same shape as every other log line,
+    a fraction of the cost of a logging record on the hot path), or through logging as text."""
+    if not settings.access_log:
+        return None
+    if settings.log_format == "text":
+
+        def via_logging(entry: dict[str, Any]) -> None:
+            access_logger.info("request %s", entry)
+
+        return via_logging
+    out = sys.stdout.buffer
+
+    def write_json(entry: dict[str, Any]) -> None:
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+        head = {"ts": stamp, "level": "info", "logger": "tokenpool.access", "msg": "request"}
+        out.write(orjson.dumps(head | entry) + b"\n")
+        out.flush()
+
+    return write_json
+
+
 class Edge:
     def __init__(self, app: ASGIApp, svc: Services) -> None:
         self.app = app
         self.svc = svc
+        self.write_access = access_writer(svc.settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,6 +118,9 @@ class Edge:
                 await too_large_response(scope["path"], limit)(scope, receive, send_wrapper)
             else:
                 await self.app(scope, receive_wrapper, send_wrapper)
+        except ClientDisconnect:
+            status = 499  # the client left before its request was read: nothing to answer
+            log["error"] = "client disconnected"
         finally:
             self._finish(scope, log, status, started)
 
@@ -97,8 +129,8 @@ class Edge:
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
         self.svc.metrics.request(template, status, elapsed)
-        if self.svc.settings.access_log and access_logger.isEnabledFor(logging.INFO):
+        if self.write_access is not None:
             log.update(
                 method=scope["method"], path=template, status=status, latency_ms=round(elapsed * 1000, 3)
             )
-            access_logger.info("request", extra={"access": log})
+            self.write_access(log)

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import uvicorn
+from fastapi import FastAPI
 
 from .app import create_app
 from .settings import ProxySettings
@@ -49,8 +50,13 @@ def configure_logging(settings: ProxySettings) -> None:
 def run() -> None:
     settings = ProxySettings()
     configure_logging(settings)
+    serve(create_app(settings), settings)
+
+
+def serve(app: FastAPI, settings: ProxySettings) -> None:
+    """The one way the proxy is served (the benchmark serves a pre-filled app through it too)."""
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",

@@ -6,6 +6,8 @@ UpstreamToken names, outcomes are error categories.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
@@ -33,12 +35,22 @@ class Metrics:
             "tokenpool_proxy_ready", "1 once the first full sync completed", registry=self.registry
         )
 
+        # Label children cached: ``labels()`` costs more than the increment itself.
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def request(self, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        self._child(self.requests, route, str(status)).inc()
+        self._child(self.latency, route).observe(seconds)
 
     def attempt(self, upstream: str, outcome: str) -> None:
-        self.attempts.labels(upstream, outcome).inc()
+        self._child(self.attempts, upstream, outcome).inc()
 
     def render(self, ready: bool, counts: dict[str, int]) -> bytes:
         self.ready.set(1 if ready else 0)

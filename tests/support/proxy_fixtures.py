@@ -40,10 +40,17 @@ def _answers(url: str) -> bool:
 
 
 class FakeUpstream:
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, extra_args: Sequence[str] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        argv = [sys.executable, "-m", "tokenpool.devtools.fake_augment", "--port", str(self.port)]
+        argv = [
+            sys.executable,
+            "-m",
+            "tokenpool.devtools.fake_augment",
+            "--port",
+            str(self.port),
+            *extra_args,
+        ]
         self.process = ManagedProcess("fake-augment", argv, log_dir / "fake-augment.log")
         register_cleanup(self.process.stop)
         self.http = httpx.Client(base_url=self.url, timeout=5.0)

@@ -6,8 +6,9 @@ Run it with ``python -m tokenpool.devtools.fake_augment --port N``; any path pre
 is lean (plain aiohttp, one write per answer when no delay is asked).
 
 Control API (JSON), for tests and demos:
-* ``PUT /_control/config`` ``{text, chunks, delay_ms, first_delay_ms, stop}``: default answer
-  (``stop``: ``stop_reason`` | ``done`` | ``eof`` — how the stream ends).
+* ``PUT /_control/config`` ``{text, chunks, delay_ms, first_delay_ms, stop, stream_writes}``:
+  default answer (``stop``: ``stop_reason`` | ``done`` | ``eof`` — how the stream ends;
+  ``stream_writes``: one write per line even without delay, for time-to-first-byte figures).
 * ``PUT /_control/tokens/{token}`` ``{fault, times, status, retry_after, after_chunks, ...}``:
   per-token behaviour; any answer field above may be overridden per token too. Faults:
   ``unauthorized`` (401 "Invalid token"), ``suspended`` (403 with the suspension text),
@@ -155,7 +156,7 @@ async def _answer(
         await asyncio.Event().wait()
     text = {"blocked": BLOCKED_TEXT, "suspended_in_stream": SUSPENDED_TEXT}.get(fault or "", spec["text"])
     lines = _lines(text, 1 if fault in ("blocked", "suspended_in_stream") else spec["chunks"], spec["stop"])
-    if not spec["delay_ms"] and fault != "drop":
+    if not spec["delay_ms"] and fault != "drop" and not spec.get("stream_writes"):
         return web.Response(body=b"".join(lines), content_type="application/x-ndjson")
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     resp.enable_chunked_encoding()
