@@ -274,3 +274,36 @@ async def test_user_without_tokens_for_the_model_gets_403(inprocess_proxy, fake_
         json={"model": "augment-chat", "messages": MSGS},
     )
     assert r.status_code == 403 and r.json()["error"]["code"] == "no_allocated_tokens"
+
+
+async def test_openai_compatible_upstream_pass_through(inprocess_proxy, fake_upstream):
+    from tokenpool_proxy.settings import ModelSpec
+
+    fake_upstream.configure(text="passed through", chunks=3)
+    ups = [
+        upstream_route(f"o{i}", fake_upstream.url + f"o{i}/v1/", token=f"sk-{i}", provider="OpenAI")
+        for i in (1, 2)
+    ]
+    proxy = await inprocess_proxy(
+        users=[user_route("alice", PT, ["o1", "o2"])],
+        upstreams=ups,
+        models=(ModelSpec(id="gpt-x", provider="OpenAI", upstream_model="upstream-x"),),
+    )
+    fake_upstream.fault("sk-1", "unauthorized")
+    client = sdk(proxy)
+    out = await client.chat.completions.create(model="gpt-x", messages=MSGS, temperature=0.2)
+    assert out.choices[0].message.content == "passed through" and out.model == "gpt-x"
+    assert out.usage.prompt_tokens == 11 and out.usage.completion_tokens == 7  # the upstream's own figures
+    stream = await client.chat.completions.create(model="gpt-x", messages=MSGS, stream=True)
+    assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices]) == "passed through"
+    sent = next(r for r in fake_upstream.requests() if r["token"] == "sk-2")
+    assert sent["path"] == "/o2/v1/chat/completions"
+    assert sent["body"]["model"] == "upstream-x" and sent["body"]["temperature"] == 0.2
+    assert sent["body"]["stream"] is True and sent["body"]["messages"] == MSGS
+    assert proxy.svc.health.get("o1").unhealthy_reason == "Unauthorized"
+    r = await proxy.client.post(
+        "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {PT}"},
+        json={"model": "augment-chat", "messages": MSGS},
+    )
+    assert r.status_code == 404  # not in this deployment's model list

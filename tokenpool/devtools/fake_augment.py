@@ -19,6 +19,9 @@ Control API (JSON), for tests and demos:
 * ``GET /_control/requests`` (recorded requests: path, headers, body, token), ``DELETE`` clears.
 * ``GET /_control/stats``: per token ``{requests, in_flight, max_in_flight}``.
 * ``POST /_control/reset``: everything back to defaults.
+
+``POST {prefix}/chat/completions`` is a minimal OpenAI-compatible SSE endpoint for the proxy's
+pass-through provider (same answer settings; faults ``unauthorized`` and ``server_error``).
 """
 
 from __future__ import annotations
@@ -213,9 +216,39 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     path = request.path
     if path.endswith("/chat-stream"):
         return await chat_stream(request)
+    if path.endswith("/chat/completions"):
+        return await openai_chat(request)
     if path.endswith(("/find-missing", "/get-models")):
         return await simple_probe(request)
     return web.json_response({"error": "not found"}, status=404)
+
+
+async def openai_chat(request: web.Request) -> web.StreamResponse:
+    """A minimal OpenAI-compatible ``chat/completions`` (SSE stream only, as the proxy asks),
+    so the pass-through provider has a real peer too. Faults and recording as for chat-stream."""
+    state: State = request.app["state"]
+    token = request.headers.get("authorization", "")[7:]
+    body = orjson.loads(await request.read())
+    if state.record:
+        state.requests.append({"path": request.path, "headers": {}, "body": body, "token": token})
+    spec = _fault(state, token)
+    if spec.get("fault") == "unauthorized":
+        return web.json_response({"error": {"message": "Incorrect API key"}}, status=401)
+    if spec.get("fault") == "server_error":
+        return web.json_response({"error": {"message": "overloaded"}}, status=int(spec.get("status", 503)))
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    text, chunks = spec["text"], max(1, spec["chunks"])
+    size = -(-len(text) // chunks) or 1
+    for i in range(0, len(text), size):
+        delta = {"choices": [{"index": 0, "delta": {"content": text[i : i + size]}, "finish_reason": None}]}
+        await resp.write(b"data: " + orjson.dumps(delta) + b"\n\n")
+    done = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    usage = {"choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}}
+    await resp.write(b"data: " + orjson.dumps(done) + b"\n\n" + b"data: " + orjson.dumps(usage) + b"\n\n")
+    await resp.write(b"data: [DONE]\n\n")
+    await resp.write_eof()
+    return resp
 
 
 def make_app(record: bool = True) -> web.Application:
