@@ -213,7 +213,7 @@ def migrate(
     from tokenpool.migrate import migrate as convert
 
     try:
-        result = convert(dump.read_text(encoding="utf-8"), namespace)
+        result = convert(dump.read_text(encoding="utf-8-sig"), namespace)  # tolerate a BOM
     except (MigrationError, UnicodeDecodeError) as exc:
         _fail(str(exc), code=2)
     text = yaml.safe_dump_all(result.manifests, allow_unicode=True, sort_keys=False)

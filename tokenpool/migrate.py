@@ -41,8 +41,11 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _BYO_TOKEN = re.compile(r"^[\x21-\x7e]{16,512}$")
 _MAX_DESCRIPTION = 1024
 _INTERNAL_TABLE = re.compile(
-    r"^\s*(?:CREATE\s+TABLE|INSERT\s+INTO|DELETE\s+FROM)\s+[\"`]?(sqlite_|_cf_)", re.I
+    r"^(?:CREATE\s+TABLE(?:\s+IF\s+NOT\s+EXISTS)?|INSERT(?:\s+OR\s+\w+)?\s+INTO|DELETE\s+FROM)"
+    r"\s+[\"`\[]?(?:sqlite_|_cf_)",
+    re.I,
 )
+_LEADING_COMMENTS = re.compile(r"^(?:\s*--[^\n]*\n|\s+)*")
 
 
 class MigrationError(ValueError):
@@ -61,14 +64,15 @@ class Migration:
 
 def load_dump(sql: str) -> sqlite3.Connection:
     """Load a D1 export into an in-memory SQLite database, statement by statement."""
-    db = sqlite3.connect(":memory:")
+    # Autocommit: the dump's own BEGIN TRANSACTION / COMMIT (sqlite3 .dump style) then just work.
+    db = sqlite3.connect(":memory:", isolation_level=None)
     db.row_factory = sqlite3.Row
     statement = ""
     for line in sql.splitlines(keepends=True):
         statement += line
         if not sqlite3.complete_statement(statement):
             continue
-        if not _INTERNAL_TABLE.match(statement):
+        if not _INTERNAL_TABLE.match(_LEADING_COMMENTS.sub("", statement)):
             try:
                 db.execute(statement)
             except sqlite3.Error as exc:

@@ -126,6 +126,15 @@ def test_resources_come_after_the_secrets_they_reference(result: Migration) -> N
     )
 
 
+def test_sqlite_cli_dump_style_gives_the_same_manifests(result: Migration) -> None:
+    """`sqlite3 db .dump` (BEGIN TRANSACTION ... COMMIT, bare INSERTs, sqlite_sequence rows)
+    of the same data, e.g. from a local `wrangler d1` database, migrates identically."""
+    db = load_dump(DUMP.read_text())
+    text = "-- exported locally\n" + "\n".join(db.iterdump())
+    assert "BEGIN TRANSACTION;" in text and 'INSERT INTO "sqlite_sequence"' in text
+    assert migrate(text, namespace="team").manifests == result.manifests
+
+
 @pytest.mark.parametrize(
     ("sql", "message"),
     [
