@@ -3,7 +3,8 @@ enqueue the affected users/tokens for :mod:`tokenpool_operator.sync`.
 
 Handlers are ``on.event`` (level-based: every watch event, including the initial listing after a
 restart, which is the "resume"): they keep nothing in annotations, so the operator never writes
-to objects it does not own. Their cost is a fingerprint comparison; the operator's own status
+to objects it does not own. They are async so that Kopf runs them on the event loop instead of
+handing each event to its thread pool. Their cost is a fingerprint comparison; the operator's own status
 patches change no fingerprint and therefore enqueue nothing.
 """
 
@@ -40,19 +41,19 @@ log = logging.getLogger(__name__)
 
 
 @kopf.index(G, V, c.PLURAL_USER)
-def tp_users(namespace: Any, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def tp_users(namespace: Any, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, name): slim(dict(body))}
 
 
 @kopf.index(G, V, c.PLURAL_UPSTREAM)
-def tp_tokens(namespace: Any, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[Any, Any]:
+async def tp_tokens(namespace: Any, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[Any, Any]:
     state: State = memo.state
     state.put_token(namespace, token_view(dict(body), state.eligible.get((namespace, name))))
     return {(namespace, name): slim(dict(body))}
 
 
 @kopf.index(G, V, c.PLURAL_ALLOCATION)
-def tp_allocations(
+async def tp_allocations(
     namespace: Any, name: str, body: kopf.Body, spec: kopf.Spec, memo: kopf.Memo, **_: Any
 ) -> dict[Any, Any]:
     # Seeding here (not in a handler) makes the grant book complete before the first decision.
@@ -61,22 +62,22 @@ def tp_allocations(
 
 
 @kopf.index(G, V, c.PLURAL_ALLOCATION)
-def tp_allocation_users(namespace: Any, name: str, spec: kopf.Spec, **_: Any) -> dict[Any, Any]:
+async def tp_allocation_users(namespace: Any, name: str, spec: kopf.Spec, **_: Any) -> dict[Any, Any]:
     return {(namespace, name): spec.get("user", "")}
 
 
 @kopf.index(G, V, c.PLURAL_ALLOCATION)
-def tp_token_namers(namespace: Any, spec: kopf.Spec, **_: Any) -> dict[Any, Any]:
+async def tp_token_namers(namespace: Any, spec: kopf.Spec, **_: Any) -> dict[Any, Any]:
     return {(namespace, token): spec.get("user", "") for token in spec.get("tokens") or ()}
 
 
 @kopf.index(G, V, c.PLURAL_UPSTREAM)
-def tp_token_secrets(namespace: Any, name: str, spec: kopf.Spec, **_: Any) -> dict[Any, Any]:
+async def tp_token_secrets(namespace: Any, name: str, spec: kopf.Spec, **_: Any) -> dict[Any, Any]:
     return {(namespace, (spec.get("credentialSecretRef") or {}).get("name", "")): name}
 
 
 @kopf.index(G, V, c.PLURAL_USER)
-def tp_user_secrets(namespace: Any, name: str, spec: kopf.Spec, **_: Any) -> dict[Any, Any] | None:
+async def tp_user_secrets(namespace: Any, name: str, spec: kopf.Spec, **_: Any) -> dict[Any, Any] | None:
     ref = spec.get("personalTokenSecretRef")
     return {(namespace, ref["name"]): name} if ref else None
 
@@ -85,7 +86,7 @@ def tp_user_secrets(namespace: Any, name: str, spec: kopf.Spec, **_: Any) -> dic
 
 
 @kopf.on.event(G, V, c.PLURAL_USER)
-def user_event(
+async def user_event(
     type: str | None, namespace: Any, name: str, meta: kopf.Meta, memo: kopf.Memo, **_: Any
 ) -> None:
     state: State = memo.state
@@ -97,7 +98,7 @@ def user_event(
 
 
 @kopf.on.event(G, V, c.PLURAL_ALLOCATION)
-def allocation_event(
+async def allocation_event(
     type: str | None,
     namespace: Any,
     name: str,
@@ -121,7 +122,7 @@ def allocation_event(
 
 
 @kopf.on.event(G, V, c.PLURAL_UPSTREAM)
-def token_event(
+async def token_event(
     type: str | None,
     namespace: Any,
     name: str,
@@ -144,7 +145,7 @@ def token_event(
 
 
 @kopf.on.event("", "v1", "secrets")
-def secret_event(
+async def secret_event(
     type: str | None, namespace: Any, name: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any
 ) -> None:
     """Credential and BYO token Secrets heal their users without any edit of the CRs; deleted
@@ -166,7 +167,7 @@ def secret_event(
 
 
 @kopf.on.event("", "v1", "configmaps", labels={c.LABEL_MANAGED_BY: c.MANAGED_BY})
-def route_event(
+async def route_event(
     type: str | None, namespace: Any, name: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any
 ) -> None:
     if type == "DELETED":
