@@ -39,8 +39,9 @@ def as_chart_identities(
         ns, sa_kubeconfig(ns, chart_rbac.proxy), tmp_path, {"usage_flush_interval_seconds": 0.5}
     )
     try:
-        operator.wait_ready()
-        proxy.wait_ready()
+        # Generous: the machine is shared and both start a Python interpreter with Kopf/FastAPI.
+        operator.wait_ready(timeout=90)
+        proxy.wait_ready(timeout=90)
         yield operator, proxy
     finally:
         proxy.stop()

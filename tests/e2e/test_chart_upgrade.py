@@ -69,15 +69,16 @@ def test_release_lifecycle_keeps_crds_and_personal_tokens(
 
     operator = OperatorProcess(ns, sa_kubeconfig(ns, OPERATOR_SA), tmp_path, {})
     try:
-        operator.wait_ready()
+        operator.wait_ready(timeout=90)
         pool.user("alice")
         token = wait_for(lambda: pool.personal_token("alice"), timeout=60, what="alice's personal token")
 
         upgrade("proxy.replicas=3", "operator.maxTokenQuota=12")
         assert _proxy_replicas(kube_api, ns) == 3, "the upgrade was applied"
         assert _crd_uids(kube_api) == crds, "CRDs were not recreated"
-        operator.restart()  # what the Recreate rollout does to the operator
-        operator.wait_idle()
+        operator.restart(wait=False)  # what the Recreate rollout does to the operator
+        operator.wait_ready(timeout=90)
+        operator.wait_idle(timeout=60)
         assert pool.personal_token("alice") == token
     finally:
         operator.stop()
