@@ -160,7 +160,8 @@ async def measure(args: argparse.Namespace, plane: ControlPlane, holder: list[Op
         )
         print(f"baseline: {base_rate:.0f} ConfigMap creations/s straight to the API server")
         print(
-            f"ratio users/s / baseline writes/s: {args.users / took / base_rate:.2f} (about 6 writes per user)"
+            f"ratio users/s / baseline writes/s: {args.users / took / base_rate:.2f}"
+            " (about 6 writes per user)"
         )
 
         t1 = time.monotonic()
@@ -172,7 +173,8 @@ async def measure(args: argparse.Namespace, plane: ControlPlane, holder: list[Op
 
         await async_wait_for(burst_done, timeout=args.timeout, interval=0.2, what="burst converged")
         print(
-            f"burst: {args.burst} new users (+allocations) created and compiled in {time.monotonic() - t1:.1f}s"
+            f"burst: {args.burst} new users (+allocations) created and compiled"
+            f" in {time.monotonic() - t1:.1f}s"
         )
     finally:
         await kube.close()

@@ -92,6 +92,8 @@ async def user_event(
     state: State = memo.state
     if type == "DELETED":
         state.forget("user", namespace, name)
+        memo.reconciler.writer.drop_status(c.PLURAL_USER, namespace, name)
+        memo.reconciler.writer.forget("configmaps", namespace, c.user_route_name(name))
         memo.reconciler.user(namespace, name)  # its allocations now report UserNotFound
     elif state.changed("user", namespace, name, (meta.get("generation"), rotation_request(dict(meta)))):
         memo.reconciler.user(namespace, name)
@@ -137,6 +139,7 @@ async def token_event(
         state.forget("token", namespace, name)
         state.drop_token(namespace, name)
         rec.writer.drop_status(c.PLURAL_UPSTREAM, namespace, name)
+        rec.writer.forget("secrets", namespace, c.upstream_route_name(name))
         rec.token_users(namespace, name)
         return
     fingerprint = (meta.get("generation"), dict(meta.get("labels") or {}), repr(status.get("health")))

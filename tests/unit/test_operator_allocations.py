@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tokenpool_operator.allocations import AllocationView, Grant, TokenView, matches, resolve_user, route_upstreams
+from tokenpool_operator.allocations import (
+    AllocationView,
+    Grant,
+    TokenView,
+    matches,
+    resolve_user,
+    route_upstreams,
+)
 
 
 def toks(*views: TokenView) -> dict[str, TokenView]:
@@ -73,7 +80,9 @@ def test_selector_picks_least_allocated_matching_eligible_tokens() -> None:
 
 
 def test_selector_respects_max_allocations_and_reports_insufficient_tokens() -> None:
-    tokens = toks(TokenView("x", {"p": "1"}, max_allocations=1), TokenView("y", {"p": "1"}, max_allocations=2))
+    tokens = toks(
+        TokenView("x", {"p": "1"}, max_allocations=1), TokenView("y", {"p": "1"}, max_allocations=2)
+    )
     alloc = AllocationView("s", "u", "1", selector={"matchLabels": {"p": "1"}}, count=2)
     g = resolve_user([alloc], 3, tokens, lambda t: {"x": 1, "y": 1}[t], {})["s"]
     assert g.tokens == ("y",)
@@ -122,7 +131,9 @@ def test_route_upstreams_are_ordered_by_priority_then_age_without_duplicates() -
 def test_label_selector_expressions() -> None:
     labels = {"tier": "gold", "region": "eu"}
     assert matches({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["gold", "x"]}]}, labels)
-    assert not matches({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["gold"]}]}, labels)
+    assert not matches(
+        {"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["gold"]}]}, labels
+    )
     assert matches({"matchExpressions": [{"key": "zone", "operator": "DoesNotExist"}]}, labels)
     assert not matches({"matchExpressions": [{"key": "zone", "operator": "Exists"}]}, labels)
     assert not matches({"matchLabels": {"region": "us"}}, labels)

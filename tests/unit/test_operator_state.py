@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
 from tokenpool_operator import crdgen
 from tokenpool_operator.book import GrantBook
 from tokenpool_operator.conditions import Cond, merge, ready
@@ -35,7 +34,9 @@ def test_merge_keeps_transition_time_while_status_is_unchanged() -> None:
 
 
 def test_ready_summary_takes_the_first_failure() -> None:
-    assert ready([Cond("A", True, "Fine"), Cond("B", False, "Bad", "why")], "ok") == Cond("Ready", False, "Bad", "why")
+    assert ready([Cond("A", True, "Fine"), Cond("B", False, "Bad", "why")], "ok") == Cond(
+        "Ready", False, "Bad", "why"
+    )
     assert ready([Cond("A", True, "Fine")], "ok").ok
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 
-from tokenpool import contract as c
 from tokenpool_operator import upstreams
+
+from tokenpool import contract as c
 
 REF = {"name": "cred", "key": "token"}
 GOOD = "0123456789abcdef" * 4
@@ -62,7 +63,9 @@ def test_unhealthy_token_is_compiled_unhealthy_and_not_eligible() -> None:
 
 
 def test_openai_endpoint_loses_its_trailing_slash_augment_keeps_it() -> None:
-    assert upstreams.normalise_endpoint("OpenAI", "https://api.example.com/v1/") == "https://api.example.com/v1"
+    assert (
+        upstreams.normalise_endpoint("OpenAI", "https://api.example.com/v1/") == "https://api.example.com/v1"
+    )
     assert upstreams.normalise_endpoint("Augment", "https://d1.api.augmentcode.com/") == (
         "https://d1.api.augmentcode.com/"
     )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 
-from tokenpool import contract as c
 from tokenpool_operator import users
+
+from tokenpool import contract as c
 
 
 def secret(token: str, rotated_for: str = "", name: str = "alice-personal-token") -> dict:
