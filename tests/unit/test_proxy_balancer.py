@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-from tests.support.proxy_routes import upstream_route, user_route
 from tokenpool_proxy.balancer import Balancer, NoCapacity, NoUpstream
 from tokenpool_proxy.health import HealthBook
 from tokenpool_proxy.index import RouteIndex
 from tokenpool_proxy.providers import augment, openai_compat
+
+from tests.support.proxy_routes import upstream_route, user_route
 
 
 class Clock:
@@ -49,7 +49,7 @@ def test_least_recently_used_rotates_over_a_tier():
 
 
 def test_least_used_wins_over_allocation_order():
-    b, health, clock, user, _ = setup(up("a"), up("b"))
+    b, health, _clock, user, _ = setup(up("a"), up("b"))
     for _ in range(3):
         health.started("a")
         health.finished("a")
@@ -57,7 +57,7 @@ def test_least_used_wins_over_allocation_order():
 
 
 def test_lower_tier_only_when_the_best_tier_is_unusable():
-    b, health, clock, user, _ = setup(up("a"), up("b"), allocation=[("a", 1), ("b", 2)])
+    b, health, _clock, user, _ = setup(up("a"), up("b"), allocation=[("a", 1), ("b", 2)])
     health.started("a")  # busy (maxConcurrency 1): still no spill to tier 2
     pick = b.pick(user, "Augment")
     assert pick.upstream is None and pick.wake_in is None
@@ -67,7 +67,7 @@ def test_lower_tier_only_when_the_best_tier_is_unusable():
 
 
 def test_concurrency_and_min_interval():
-    b, health, clock, user, _ = setup(up("a", maxConcurrency=2, minIntervalSeconds=0))
+    b, health, _clock, user, _ = setup(up("a", maxConcurrency=2, minIntervalSeconds=0))
     health.started("a")
     assert b.pick(user, "Augment").upstream.name == "a"
     health.started("a")
@@ -83,7 +83,7 @@ def test_concurrency_and_min_interval():
 
 
 def test_unhealthy_suspended_and_other_provider_are_not_candidates():
-    b, health, clock, user, index = setup(
+    b, health, _clock, user, _index = setup(
         up("bad"),
         up("susp", suspended=True),
         up("down", healthy=False),
@@ -128,14 +128,14 @@ def test_cooldown_backoff_then_half_open_single_trial():
 
 
 def test_route_change_forgets_verdicts():
-    b, health, clock, user, index = setup(up("a", token="old"))
+    b, health, _clock, user, index = setup(up("a", token="old"))
     health.unhealthy("a", "Unauthorized")
     index.put_upstream("a", up("a", token="new"))
     assert b.pick(user, "Augment").upstream.name == "a"
 
 
 async def test_acquire_waits_for_a_release_then_times_out_with_retry_after():
-    b, health, clock, user, _ = setup(up("a"))
+    b, health, _clock, user, _ = setup(up("a"))
     b.health.clock = asyncio.get_running_loop().time  # real time for the waiting part
     first = await b.acquire(user, "Augment")
     waiter = asyncio.create_task(b.acquire(user, "Augment", wait_s=5))

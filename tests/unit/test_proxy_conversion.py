@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import orjson
 import pytest
-
 from tokenpool_proxy import openai_format as fmt
 from tokenpool_proxy.providers.augment import build_chat_body, convert_messages, parse_line
 from tokenpool_proxy.schemas import BadRequest, ChatRequest, parse_chat_request
