@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from ..services import Services
 from . import InMemoryUsage
-from .clock import Clock, OffsetClock
+from .clock import OffsetClock
 from .flush import Flusher
 from .health import HealthSync
 from .metrics import UsageMetrics
@@ -23,13 +23,13 @@ from .store import KubeStatusStore, StatusStore
 log = logging.getLogger(__name__)
 
 
-def install(app: FastAPI, svc: Services, clock: Clock | None = None) -> None:
+def install(app: FastAPI, svc: Services) -> None:
     """Replace the default in-memory sink (a sink a test injected stays) and add the routes."""
     app.include_router(router)
     if not isinstance(svc.usage, InMemoryUsage):
         return
     settings = svc.settings
-    clock = clock or OffsetClock(timedelta(seconds=settings.usage_clock_offset_seconds))
+    clock = OffsetClock(timedelta(seconds=settings.usage_clock_offset_seconds))
     metrics = UsageMetrics(svc.metrics.registry, settings.metrics_per_user)
     service = UsageService(clock, metrics)
     metrics.watch(service, lambda: pool_gauges(svc))
@@ -60,5 +60,6 @@ async def start(svc: Services, store: StatusStore | None = None) -> None:
 
 
 async def stop(svc: Services) -> None:
+    """Stop the periodic write-back and flush what is left (the graceful shutdown's last step)."""
     if isinstance(svc.usage, UsageService):
         await svc.usage.stop()
