@@ -4,6 +4,7 @@ API server in tests/integration/test_usage_*.py."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -258,3 +259,25 @@ async def test_recovery_is_written_without_a_new_error_time() -> None:
     assert health["state"] == "Healthy" and health["consecutiveFailures"] == 0
     assert health["cooldownUntil"] is None and health["lastErrorAt"] == failed_at
     assert health["lastError"] == "UpstreamError"
+
+
+async def test_a_cancelled_flush_keeps_every_count() -> None:
+    store = MemoryStore()
+    store.create(KIND_USER, "alice")
+    flusher = _flusher(store)
+    served(flusher.book, "alice", None, True, 0, 0, NOW)
+    entered = asyncio.Event()
+
+    async def hang() -> None:
+        entered.set()
+        await asyncio.Event().wait()
+
+    store.before_patch.append(hang)
+    task = asyncio.create_task(flusher.flush())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not flusher.book.flushing and flusher.book.pending[user_key("alice")].total.requests == 1
+    await flusher.flush()
+    assert _total(store, KIND_USER, "alice") == 1

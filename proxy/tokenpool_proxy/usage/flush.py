@@ -98,7 +98,13 @@ class Flusher:
     # -- one flush ------------------------------------------------------------------------------
     async def flush(self) -> None:
         async with self._lock:
-            await self._flush()
+            try:
+                await self._flush()
+            finally:
+                # Whatever happened (an error, a cancellation), nothing stays "being written":
+                # what was not confirmed is pending again for the next flush.
+                for key in list(self.book.flushing):
+                    self.book.give_back(key)
 
     async def prime(self) -> None:
         """Read every object's status once, writing nothing: a new replica starts its limits and
@@ -117,8 +123,6 @@ class Flusher:
             listed = await self._list()
         except Exception:
             self.failures += 1
-            for key in deltas:
-                self.book.give_back(key)
             raise
         keys = set(deltas) | {(KIND_UPSTREAM, name) for name in news}
         results = await asyncio.gather(
