@@ -8,10 +8,10 @@ to ``scope["tokenpool.log"]``; credentials and personal tokens never go there.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -38,7 +38,7 @@ def _request_id(scope: Scope) -> str:
             text = value.decode("latin-1")
             if _REQUEST_ID.match(text):
                 return text
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def _content_length(scope: Scope) -> int | None:

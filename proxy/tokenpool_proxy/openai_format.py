@@ -9,8 +9,8 @@ modes report the same numbers for the same answer.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -39,7 +39,7 @@ def estimate_prompt_tokens(messages: list[ChatMessage]) -> int:
 
 
 def completion_id() -> str:
-    return "chatcmpl-" + uuid.uuid4().hex[:24]
+    return "chatcmpl-" + os.urandom(12).hex()
 
 
 def usage(prompt: int, completion: int) -> dict[str, int]:
