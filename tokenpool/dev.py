@@ -233,7 +233,10 @@ def dev_command(
         supervise(session)
     except KeyboardInterrupt:
         echo("stopping ...")
-    except (DevError, binaries.BinariesNotFound, ControlPlaneError, TimeoutError) as exc:
+    except ControlPlaneError as exc:
+        echo(f"error: {exc}\n(if the saved cluster state is damaged: rm -rf {session.state} and run again)")
+        raise typer.Exit(1) from None
+    except (DevError, binaries.BinariesNotFound, TimeoutError) as exc:
         echo(f"error: {exc}")
         raise typer.Exit(1) from None
     except ApiException as exc:

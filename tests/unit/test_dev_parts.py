@@ -52,9 +52,9 @@ def test_instructions_use_the_users_token_and_quote_for_the_shell() -> None:
     text = info.render()
     curls = [line for line in text.splitlines() if line.startswith("curl ")]
     assert len(curls) == 2
-    for line in curls:
-        argv = shlex.split(line)
-        assert argv[argv.index("-H") + 1] == "Authorization: Bearer " + "b" * 64
+    info_argv, tokens_argv = (shlex.split(line) for line in curls)
+    assert info_argv[-1] == "http://127.0.0.1:8080/api/user/info?token=" + "b" * 64
+    assert tokens_argv[tokens_argv.index("-H") + 1] == "Authorization: Bearer " + "b" * 64
     assert 'api_key="' + "b" * 64 + '"' in info.python_snippet()
     compile(info.python_snippet(), "chat.py", "exec")
     assert "Admin personal token" in text and "a" * 64 in text
