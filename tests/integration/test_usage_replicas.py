@@ -102,6 +102,12 @@ async def test_concurrent_requests_over_two_replicas_are_counted_exactly(
     usage = p.objects.usage(KIND_USER, "alice")
     assert usage.today is not None and usage.today.successes == n
     assert {u.name for u in usage.today_by_upstream or []} == set(TOKENS)
+    for r in replicas:  # the write-back is visible in each replica's metrics
+        assert _gauge(r, "tokenpool_proxy_status_writes_total") >= 1
+        assert _gauge(r, "tokenpool_proxy_usage_flush_lag_seconds") < INTERVAL * 4
+        assert (
+            _gauge(r, 'tokenpool_proxy_usage_records_total{outcome="success"}') == logged[replicas.index(r)]
+        )
 
 
 async def test_sigterm_mid_load_finishes_in_flight_requests_and_loses_nothing(
