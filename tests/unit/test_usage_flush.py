@@ -15,11 +15,12 @@ from tokenpool_proxy.usage.clock import OffsetClock
 from tokenpool_proxy.usage.counters import UsageBook, user_key
 from tokenpool_proxy.usage.flush import Flusher
 from tokenpool_proxy.usage.health import HealthSync
+from tokenpool_proxy.usage.limits import Limiter
 from tokenpool_proxy.usage.store import Conflict, Gone, Stored
 
 from tests.support.usage_counting import served
 from tests.support.waiting import async_wait_for
-from tokenpool.contract import KIND_UPSTREAM, KIND_USER
+from tokenpool.contract import KIND_UPSTREAM, KIND_USER, Limits
 from tokenpool.status import Usage
 
 
@@ -281,3 +282,26 @@ async def test_a_cancelled_flush_keeps_every_count() -> None:
     assert not flusher.book.flushing and flusher.book.pending[user_key("alice")].total.requests == 1
     await flusher.flush()
     assert _total(store, KIND_USER, "alice") == 1
+
+
+async def test_limit_overshoot_between_flushes_is_bounded_by_the_other_replicas() -> None:
+    """The documented bound: before they exchange counts through the status, N replicas can
+    admit up to N x the limit; after one flush each, all of them refuse."""
+    store = MemoryStore()
+    store.create(KIND_USER, "alice")
+    limits = Limits(requests_per_day=5)
+    replicas = [_flusher(store), _flusher(store)]
+    limiters = [Limiter(r.book) for r in replicas]
+    admitted = 0
+    for replica, limiter in zip(replicas, limiters, strict=True):
+        while limiter.admit("alice", limits, NOW) is None:
+            served(replica.book, "alice", "tok", True, 0, 0, NOW)
+            limiter.release("alice")
+            admitted += 1
+    assert admitted == 10  # each replica stopped at the limit by itself: overshoot (N-1) x limit
+    for replica in replicas:
+        await replica.flush()
+    await replicas[0].flush()  # the first one now reads what the second wrote
+    assert _total(store, KIND_USER, "alice") == 10
+    assert all(limiter.check("alice", limits, NOW) is not None for limiter in limiters)
+    assert all(limiter.used_today("alice", NOW) == 10 for limiter in limiters)
