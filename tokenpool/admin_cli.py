@@ -174,11 +174,18 @@ def allocate(
     count: Annotated[int | None, typer.Option(min=1, help="With --selector: how many tokens.")] = None,
     priority: Annotated[int, typer.Option(min=0, help="Lower is preferred.")] = 1,
     name: Annotated[str | None, typer.Option(help="Allocation name (default: USER-<timestamp>).")] = None,
+    wait: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for the operator's verdict (0: do not wait).")
+    ] = 15.0,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     namespace: Namespace = None,
 ) -> None:
-    """Grant upstream tokens to a user: by name (--tokens a,b) or by selector (--selector k=v --count N)."""
+    """Grant upstream tokens to a user: by name (--tokens a,b) or by selector (--selector k=v --count N).
+
+    Then waits for the operator: prints the granted tokens, or fails (exit 1) with its reason,
+    e.g. QuotaExceeded when the user's tokenQuota does not allow more.
+    """
     from tokenpool import admin_ops
 
     names = [t.strip() for t in tokens.split(",") if t.strip()] if tokens else None
@@ -187,7 +194,17 @@ def allocate(
         _fail("give either --tokens or --selector (with --count)", code=2)
     target = _target(kubeconfig, context, namespace)
     obj = _run(admin_ops.allocate, target, user, names, labels, count, priority, name)
-    typer.echo(f"tokenallocation.tokenpool.io/{obj['metadata']['name']} created")
+    alloc = obj["metadata"]["name"]
+    typer.echo(f"tokenallocation.tokenpool.io/{alloc} created")
+    if not wait:
+        return
+    verdict = _run(admin_ops.wait_allocation, target, alloc, wait)
+    if verdict is None:
+        typer.secho(f"warning: the operator has not reconciled {alloc} within {wait:g}s", err=True)
+    elif not verdict.ready:
+        _fail(f"{alloc} is not ready ({verdict.reason}): {verdict.message}")
+    else:
+        typer.echo(f"granted: {', '.join(verdict.tokens)}")
 
 
 def migrate(

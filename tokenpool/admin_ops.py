@@ -185,6 +185,34 @@ def allocate(
     )
 
 
+@dataclass(frozen=True)
+class AllocationResult:
+    ready: bool
+    reason: str
+    message: str
+    tokens: tuple[str, ...]
+
+
+def wait_allocation(target: Target, name: str, timeout: float) -> AllocationResult | None:
+    """The operator's verdict on an allocation (None if it has not reconciled it in time)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        obj = _get(target, contract.PLURAL_ALLOCATION, name)
+        status = obj.get("status") or {}
+        if status.get("observedGeneration", 0) >= obj["metadata"].get("generation", 1):
+            for cond in status.get("conditions") or []:
+                if cond.get("type") == "Ready":
+                    return AllocationResult(
+                        ready=cond.get("status") == "True",
+                        reason=str(cond.get("reason", "")),
+                        message=str(cond.get("message", "")),
+                        tokens=tuple(status.get("tokens") or ()),
+                    )
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.2)
+
+
 def _alloc_name(user: str) -> str:
     return f"{user}-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}"
 

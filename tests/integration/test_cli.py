@@ -79,7 +79,19 @@ def test_allocate_by_names_and_by_selector(
     apply_yaml(kubectl, namespace, UPSTREAMS)
     apply_yaml(kubectl, namespace, user_yaml("carol", "{role: User, tokenQuota: 3}"))
 
-    res = tp("allocate", "carol", "--tokens", "up-a, up-b", "--priority", "2", "--name", "carol-named")
+    # No operator in this test: --wait 0 (see the operator-backed test below for the verdict).
+    res = tp(
+        "allocate",
+        "carol",
+        "--tokens",
+        "up-a, up-b",
+        "--priority",
+        "2",
+        "--name",
+        "carol-named",
+        "--wait",
+        "0",
+    )
     assert res.exit_code == 0, res.output
     spec = get(kube_api, namespace, contract.PLURAL_ALLOCATION, "carol-named")["spec"]
     assert {k: spec[k] for k in ("user", "tokens", "priority")} == {
@@ -88,7 +100,9 @@ def test_allocate_by_names_and_by_selector(
         "priority": 2,
     }
 
-    res = tp("allocate", "carol", "--selector", "tier=gold", "--count", "1", "--name", "carol-sel")
+    res = tp(
+        "allocate", "carol", "--selector", "tier=gold", "--count", "1", "--name", "carol-sel", "--wait", "0"
+    )
     assert res.exit_code == 0, res.output
     spec = get(kube_api, namespace, contract.PLURAL_ALLOCATION, "carol-sel")["spec"]
     assert spec["selector"] == {"matchLabels": {"tier": "gold"}}
@@ -269,3 +283,17 @@ def test_unreachable_api_server_is_one_clear_line(tmp_path: Path, control_plane:
     res = CliRunner().invoke(app, ["tokens", "list", "--kubeconfig", str(path)])
     assert res.exit_code == 1
     assert "cannot reach the Kubernetes API server" in res.output and "Traceback" not in res.output
+
+
+def test_allocate_reports_the_operators_verdict(
+    tp: Callable[..., Result], kubectl: Kubectl, namespace: str, operator_process: Callable[..., Any]
+) -> None:
+    apply_yaml(kubectl, namespace, UPSTREAMS)
+    apply_yaml(kubectl, namespace, user_yaml("jo", "{tokenQuota: 1}"))
+    operator_process(namespace)
+    res = tp("allocate", "jo", "--tokens", "up-a", "--name", "jo-first")
+    assert res.exit_code == 0, res.output
+    assert "granted: up-a" in res.output
+    res = tp("allocate", "jo", "--tokens", "up-b", "--name", "jo-second")
+    assert res.exit_code == 1, res.output
+    assert "QuotaExceeded" in res.output
