@@ -307,3 +307,28 @@ async def test_openai_compatible_upstream_pass_through(inprocess_proxy, fake_ups
         json={"model": "augment-chat", "messages": MSGS},
     )
     assert r.status_code == 404  # not in this deployment's model list
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["non-stream", "stream-before-first-byte"])
+async def test_client_leaving_while_the_upstream_is_silent_frees_everything(
+    inprocess_proxy, fake_upstream, stream
+):
+    fake_upstream.configure(first_delay_ms=10_000)
+    proxy = await pool(inprocess_proxy, fake_upstream, n=1)
+    url = await proxy.serve()
+    async with httpx.AsyncClient(base_url=url) as client:
+        request = client.post(
+            "/v1/chat/completions",
+            headers={"Authorization": f"Bearer {PT}"},
+            json={"model": "augment-chat", "messages": MSGS, "stream": stream},
+            timeout=0.5,
+        )
+        waiting = asyncio.ensure_future(request)
+        await async_wait_for(lambda: _upstream_busy(fake_upstream), what="request reached the upstream")
+        with pytest.raises(httpx.ReadTimeout):
+            await waiting  # the client gives up and closes its connection
+    await async_wait_for(lambda: _free(proxy, fake_upstream), timeout=5, what="slot and upstream freed")
+
+
+async def _upstream_busy(fake):
+    return fake.stats().get("tok0", {}).get("in_flight") == 1

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
@@ -41,6 +45,30 @@ class FastRoute(Route):
         return match, child
 
 
+async def unless_client_leaves(request: Request, work: Coroutine[Any, Any, Response]) -> Response:
+    """Run ``work`` (waiting for a slot, for the upstream, or for a whole non-streamed answer);
+    if the client disconnects first, cancel it: its cleanup frees the token slot and cuts the
+    upstream request at once instead of when the upstream finishes."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if task.cancelled():
+        raise ClientDisconnect()
+    return task.result()
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 async def chat_completions(request: Request) -> Response:
     """The hot path, as a plain Starlette endpoint: FastAPI's dependency solving and its second
     exception wrapper cost more than the rest of the proxy's own work per request."""
@@ -64,10 +92,10 @@ async def chat_completions(request: Request) -> Response:
     handed_off = False
     try:
         if body.stream:
-            response = await chat.stream(attempts)
+            response = await unless_client_leaves(request, chat.stream(attempts))
             handed_off = True  # the stream releases the user's admission when it ends
             return response
-        return await chat.complete(attempts)
+        return await unless_client_leaves(request, chat.complete(attempts))
     except BadRequest as exc:
         raise ApiError(400, exc.message, exc.code or "invalid_request", exc.param) from None
     finally:
