@@ -75,9 +75,9 @@ class _Doc(BaseModel):
 
 
 class Limits(_Doc):
-    requests_per_day: int = Field(0, alias="requestsPerDay", ge=0)
-    requests_per_minute: int = Field(0, alias="requestsPerMinute", ge=0)
-    max_concurrent_requests: int = Field(0, alias="maxConcurrentRequests", ge=0)
+    requests_per_day: int = Field(default=0, alias="requestsPerDay", ge=0)
+    requests_per_minute: int = Field(default=0, alias="requestsPerMinute", ge=0)
+    max_concurrent_requests: int = Field(default=0, alias="maxConcurrentRequests", ge=0)
 
 
 class AllocatedUpstream(_Doc):
