@@ -48,6 +48,9 @@ class GrantBook:
         self._short.discard(alloc)
         return old
 
+    def __contains__(self, alloc: object) -> bool:
+        return alloc in self._grants
+
     def held(self, alloc: Key) -> tuple[str, ...]:
         return self._grants.get(alloc, ())
 

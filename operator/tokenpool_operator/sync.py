@@ -9,12 +9,13 @@ everything from the current state, so create, update, resume and the resync shar
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable
 from typing import Any, cast
 
 from tokenpool import contract as c
 from tokenpool_operator import allocations as alloc_mod
 from tokenpool_operator import upstreams, users
+from tokenpool_operator.cache import Cache
 from tokenpool_operator.compiled import Writer
 from tokenpool_operator.conditions import Cond, find, merge, now_rfc3339, ready
 from tokenpool_operator.kube import Kube, KubeError, core_path
@@ -26,24 +27,15 @@ from tokenpool_operator.workqueue import WorkQueue
 log = logging.getLogger(__name__)
 PRIORITY = {"token": 0, "user": 1, "count": 2}
 Body = dict[str, Any]
-Index = Mapping[Any, Any]  # kopf.Index: key → store of values
-
-
-def one(index: Index, key: Any) -> Any:
-    for value in index.get(key, ()):
-        return value
-    return None
 
 
 class Reconciler:
-    def __init__(
-        self, settings: OperatorSettings, kube: Kube, state: State, indexes: Mapping[str, Index]
-    ) -> None:
+    def __init__(self, settings: OperatorSettings, kube: Kube, state: State, cache: Cache) -> None:
         self.settings = settings
         self.writer = Writer(kube)
         self.kube = kube
         self.state = state
-        self.ix = indexes
+        self.cache = cache
         # Tokens first: users' decisions depend on the tokens' eligibility and counts.
         self.queue = WorkQueue(self._dispatch, settings.workers, priority=lambda key: PRIORITY[key[0]])  # type: ignore[index]
 
@@ -65,11 +57,58 @@ class Reconciler:
     def count(self, ns: str, name: str) -> None:
         self.queue.add(("count", ns, name))
 
+    # ---- events from the watch (and listings) -------------------------------------------------
+
+    def observed(self, kind: str, body: Body) -> None:
+        """An object as the API has it now: cache it, and enqueue what it affects if it changed."""
+        self.cache.put(kind, body)
+        meta = body["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        if kind == "user":
+            fingerprint: Any = (meta.get("generation"), users.rotation_request(meta))
+        elif kind == "allocation":
+            self.state.book.seed((ns, name), (body.get("status") or {}).get("tokens") or ())
+            fingerprint = meta.get("generation")
+        else:
+            self.state.put_token(ns, token_view(body, self.state.eligible.get((ns, name))))
+            fingerprint = (
+                meta.get("generation"),
+                dict(meta.get("labels") or {}),
+                repr((body.get("status") or {}).get("health")),
+            )
+        if self.state.changed(kind, ns, name, fingerprint):
+            if kind == "token":
+                self.token(ns, name)
+            else:
+                self.user(ns, name if kind == "user" else (body.get("spec") or {}).get("user", ""))
+
+    def deleted(self, kind: str, ns: str, name: str) -> None:
+        self.state.forget(kind, ns, name)
+        if kind == "user":
+            self.cache.drop_user(ns, name)
+            self.writer.drop_status(c.PLURAL_USER, ns, name)
+            self.writer.forget("configmaps", ns, c.user_route_name(name))
+            self.user(ns, name)  # its allocations now report UserNotFound
+        elif kind == "allocation":
+            old = self.cache.drop_allocation(ns, name)
+            self.writer.drop_status(c.PLURAL_ALLOCATION, ns, name)
+            for token in self.state.book.release((ns, name)) if (ns, name) in self.state.book else ():
+                self.count(ns, token)
+                self.token_users(ns, token)  # freed capacity
+            if old is not None:
+                self.user(ns, old["spec"].get("user", ""))
+        else:
+            self.cache.drop_token(ns, name)
+            self.state.drop_token(ns, name)
+            self.writer.drop_status(c.PLURAL_UPSTREAM, ns, name)
+            self.writer.forget("secrets", ns, c.upstream_route_name(name))
+            self.token_users(ns, name)
+
     # ---- users and their allocations -------------------------------------------------------
 
     async def sync_user(self, ns: str, name: str) -> None:
-        body = one(self.ix["tp_users"], (ns, name))
-        allocs = list(self.ix["tp_allocations"].get((ns, name), ()))
+        body = self.cache.users.get((ns, name))
+        allocs = self.cache.user_allocations(ns, name)
         grants = self._decide(ns, name, body, allocs)
         for a in allocs:
             await self._allocation_status(a, grants[a["metadata"]["name"]])
@@ -111,14 +150,10 @@ class Reconciler:
             released = released or bool(set(before[v.name]) - set(granted))
         if released:  # freed capacity: allocations still waiting may now get it
             for _, other in book.short(ns):
-                owner = self._allocation_user(ns, other)
+                owner = self.cache.allocation_user(ns, other)
                 if owner is not None and owner != user:
                     self.user(ns, owner)
         return grants
-
-    def _allocation_user(self, ns: str, name: str) -> str | None:
-        owner: str | None = one(self.ix["tp_allocation_users"], (ns, name))
-        return owner
 
     async def _allocation_status(self, body: Body, grant: alloc_mod.Grant) -> None:
         old = (body.get("status") or {}).get("conditions")
@@ -190,7 +225,7 @@ class Reconciler:
     # ---- upstream tokens -------------------------------------------------------------------
 
     async def sync_token(self, ns: str, name: str) -> None:
-        body = one(self.ix["tp_tokens"], (ns, name))
+        body = self.cache.tokens.get((ns, name))
         if body is None:
             return
         spec = body.get("spec") or {}
@@ -236,7 +271,7 @@ class Reconciler:
 
     async def sync_count(self, ns: str, name: str) -> None:
         """Only ``status.allocations``: grants move far more often than tokens change."""
-        body = one(self.ix["tp_tokens"], (ns, name))
+        body = self.cache.tokens.get((ns, name))
         if body is not None:
             await self.writer.patch_status(
                 c.PLURAL_UPSTREAM, body, {"allocations": self.state.book.count((ns, name))}
@@ -246,9 +281,9 @@ class Reconciler:
         """Enqueue every user a token's change may affect: holders, explicit namers, and users
         whose allocations still wait for tokens."""
         keys = set(self.state.book.holders((ns, token))) | set(self.state.book.short(ns))
-        users_ = {u for u in self.ix["tp_token_namers"].get((ns, token), ())}
+        users_ = set(self.cache.namers.get((ns, token), ()))
         for _, alloc_name in keys:
-            owner = self._allocation_user(ns, alloc_name)
+            owner = self.cache.allocation_user(ns, alloc_name)
             if owner is not None:
                 users_.add(owner)
         for u in users_:

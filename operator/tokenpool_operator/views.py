@@ -1,6 +1,6 @@
 """Lightweight views of the custom resources, built from Kopf index callbacks (pure functions).
 
-Kopf keeps these per object in memory (``@kopf.index``) so reconciles never list the API.
+The cache keeps CR bodies slimmed; the allocation logic works on these frozen views.
 """
 
 from __future__ import annotations
@@ -56,7 +56,3 @@ def slim(body: Body) -> Body:
         "spec": dict(body.get("spec") or {}),
         "status": dict(body.get("status") or {}),
     }
-
-
-def granted_tokens(body: Body) -> tuple[str, ...]:
-    return tuple((body.get("status") or {}).get("tokens") or ())
