@@ -2,8 +2,8 @@
 
 Selector allocations of different users compete for the same tokens (``maxAllocations``,
 least-allocated first), so every decision needs the current holder counts of every token. The
-book is that authority: it is seeded from ``status.tokens`` of every allocation while Kopf fills
-its indexes (before any handler runs), and afterwards updated synchronously when a decision is
+book is that authority: it is seeded from ``status.tokens`` of every allocation by the startup
+listing (before any event is handled), and afterwards updated synchronously when a decision is
 made, before the status patch is awaited. Two decisions therefore never see stale counts, even
 while the watch stream still lags behind the operator's own patches (the operator runs as one
 replica).
