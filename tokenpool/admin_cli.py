@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from tokenpool.dev import dev_command
+from tokenpool.dev_cli import dev_command
 
 if TYPE_CHECKING:
     from tokenpool.kubeclient import Target

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, cast
+from typing import Any, cast
 
 import typer
 from kubernetes.client.exceptions import ApiException
@@ -36,8 +36,6 @@ from tokenpool.dev_session import (
 )
 from tokenpool.devtools import ControlPlaneError, binaries
 from tokenpool.devtools.processes import ManagedProcess, register_cleanup
-
-DEFAULT_NAMESPACE = "tokenpool-dev"
 
 
 def start_fake_upstream(session: DevSession) -> tuple[ManagedProcess, int]:
@@ -106,11 +104,12 @@ def run(session: DevSession, use_current: bool, kubeconfig: str | None, demo: bo
         )
     session.lock()
     fake = start_fake_upstream(session) if demo is not False else None
-    kubeconfig_path = session.start_cluster(use_current, kubeconfig)
+    plane = session.start_cluster(use_current, kubeconfig)
+    kubeconfig_path = plane.kubeconfig
     # Registered after the control plane's own cleanup, so it runs first (newest first): the
     # operator and the proxy stop before the API server they talk to goes away.
     register_cleanup(session.stop)
-    api = session.plane.api_client()
+    api = plane.api_client()
     target = Target(api=api, namespace=session.namespace)
 
     crds = load_yaml_dir(REPO_ROOT / "crds")
@@ -184,44 +183,16 @@ def supervise(session: DevSession) -> None:
         time.sleep(0.5)
 
 
-def dev_command(
-    use_current_context: Annotated[
-        bool,
-        typer.Option(
-            "--use-current-context",
-            envvar="TOKENPOOL_DEV_USE_CURRENT_CONTEXT",
-            help="Use the cluster of the current kubeconfig context instead of starting one.",
-        ),
-    ] = False,
-    kubeconfig: Annotated[
-        str | None,
-        typer.Option("--kubeconfig", envvar="TOKENPOOL_KUBECONFIG", help="Use this kubeconfig's cluster."),
-    ] = None,
-    namespace: Annotated[
-        str, typer.Option("--namespace", "-n", help="Namespace for everything.")
-    ] = DEFAULT_NAMESPACE,
-    port: Annotated[int, typer.Option(help="Proxy port on 127.0.0.1 (another free one if busy).")] = 8080,
-    demo: Annotated[
-        bool | None,
-        typer.Option(
-            "--demo/--no-demo",
-            help="Fake upstream + examples/ (default: unless the namespace already has real UpstreamTokens).",
-        ),
-    ] = None,
-    state_dir: Annotated[
-        Path | None,
-        typer.Option(
-            envvar="TOKENPOOL_DEV_STATE_DIR",
-            help="Where etcd data, certificates and logs live (default: .tokenpool/dev).",
-        ),
-    ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for everything to be ready.")] = 120.0,
+def run_dev(
+    use_current_context: bool,
+    kubeconfig: str | None,
+    namespace: str,
+    port: int,
+    demo: bool | None,
+    state_dir: Path | None,
+    timeout: float,
 ) -> None:
-    """Run the whole system locally: control plane, CRDs, operator, proxy and a demo upstream.
-
-    Prints the proxy URL, the demo users' personal tokens and commands that work as printed.
-    Ctrl-C stops everything.
-    """
+    """The body of `tokenpool dev` (tokenpool/dev_cli.py): run until Ctrl-C, exit 1 on errors."""
     stop_on_signals()
     session = DevSession(state_dir or default_state_dir(), namespace, port, timeout)
     started = time.monotonic()

@@ -12,12 +12,12 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TypeVar
 
 import typer
 import yaml
 
-from tokenpool.devtools import binaries
+from tokenpool.devtools import ControlPlane, binaries
 from tokenpool.devtools.processes import ManagedProcess
 
 T = TypeVar("T")
@@ -84,7 +84,7 @@ class DevSession:
         self.port = port
         self.timeout = timeout
         self.children: list[ManagedProcess] = []
-        self.plane: Any = None
+        self.plane: ControlPlane | None = None
         self._lock: IO[str] | None = None
 
     def lock(self) -> None:
@@ -100,24 +100,24 @@ class DevSession:
         for old in self.logs.glob("*.log"):  # logs of this run only
             old.unlink()
 
-    def start_cluster(self, use_current: bool, kubeconfig: str | None) -> str:
+    def start_cluster(self, use_current: bool, kubeconfig: str | None) -> ControlPlane:
         from tokenpool.dev_build import ensure_binaries
-        from tokenpool.devtools import ControlPlane
 
         t = time.monotonic()
         if use_current or kubeconfig:
             path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or "~/.kube/config"
             try:
-                self.plane = ControlPlane.from_kubeconfig(Path(path).expanduser())
+                plane = ControlPlane.from_kubeconfig(Path(path).expanduser())
             except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
                 raise DevError(f"cannot use kubeconfig {path}: {exc}") from exc
-            echo(f"using the cluster of {self.plane.kubeconfig}: {self.plane.server}")
+            echo(f"using the cluster of {plane.kubeconfig}: {plane.server}")
         else:
             bin_dir = ensure_binaries(echo)
             echo("starting the embedded control plane (etcd + kube-apiserver) ...")
-            self.plane = ControlPlane.launch(bin_dir, workdir=self.state / "controlplane")
-            echo(f"control plane {self.plane.server} ready in {time.monotonic() - t:.1f}s")
-        return str(self.plane.kubeconfig)
+            plane = ControlPlane.launch(bin_dir, workdir=self.state / "controlplane")
+            echo(f"control plane {plane.server} ready in {time.monotonic() - t:.1f}s")
+        self.plane = plane
+        return plane
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> ManagedProcess:
         child = ManagedProcess(name, argv, self.logs / f"{name}.log", env={**os.environ, **env})
