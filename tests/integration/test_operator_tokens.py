@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.support.tokenpool_objects import GOOD_CREDENTIAL, Pool
@@ -64,7 +66,7 @@ def test_byo_secret_missing_is_reported_and_no_route_exists(pool: Pool, operator
 
 
 def test_upstream_token_compiles_and_missing_credential_heals(pool: Pool, operator_process) -> None:
-    operator_process(pool.ns)
+    op = operator_process(pool.ns, log_format="json", log_level="DEBUG")
     pool.token("ut1", secret="ut1-cred", maxConcurrency=3, minIntervalSeconds=2)
     wait_for(
         lambda: pool.reason(T, "ut1") == "CredentialSecretNotFound", timeout=20, what="missing credential"
@@ -95,6 +97,10 @@ def test_upstream_token_compiles_and_missing_credential_heals(pool: Pool, operat
     pool.core.delete_namespaced_secret("ut1-cred", pool.ns)
     wait_for(lambda: pool.upstream_route("ut1") is None, timeout=20, what="compiled Secret removed")
     assert pool.reason(T, "ut1") == "CredentialSecretNotFound"
+    log = op.log(5000)
+    assert GOOD_CREDENTIAL not in log and "has spaces" not in log  # not even at DEBUG
+    lines = [line for line in log.splitlines() if line.strip()]
+    assert lines and all(json.loads(line) for line in lines)  # log_format=json: one object a line
 
 
 def test_health_written_by_the_proxy_becomes_the_healthy_condition(pool: Pool, operator_process) -> None:

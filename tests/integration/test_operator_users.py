@@ -14,7 +14,7 @@ U = c.KIND_USER
 
 
 def test_user_route_create_update_suspend_and_owner_references(pool: Pool, operator_process) -> None:
-    operator_process(pool.ns)
+    op = operator_process(pool.ns, log_level="DEBUG")
     pool.user("alice", role="Admin", displayName="Alice", limits={"requestsPerDay": 10})
     route = wait_for(lambda: pool.user_route("alice"), timeout=20, what="alice's route")
     token = pool.personal_token("alice")
@@ -52,6 +52,7 @@ def test_user_route_create_update_suspend_and_owner_references(pool: Pool, opera
     events = pool.events("alice")
     assert ("Normal", "TokenGenerated") in [(t, r) for t, r, _ in events]
     assert all(token not in m for *_, m in events)
+    assert token not in op.log(5000)
 
 
 def test_route_is_not_rewritten_when_nothing_changed(pool: Pool, operator_process) -> None:
