@@ -55,18 +55,26 @@ def free_port() -> int:
 
 
 def wait_until(what: str, check: Callable[[], T], timeout: float, children: list[ManagedProcess]) -> T:
-    """Poll ``check()`` until truthy; fail early when a child died, with its log tail."""
+    """Poll ``check()`` until truthy; fail early when a child died, with its log tail.
+
+    A check that raises (an API server answering 5xx while busy starting) counts as "not yet";
+    the last error is reported if time runs out.
+    """
     deadline = time.monotonic() + timeout
+    last_error = ""
     while True:
-        value = check()
-        if value:
-            return value
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as exc:  # any failure of the check means "not ready yet"
+            last_error = f" (last error: {exc})"
         for child in children:
             if not child.alive():
                 raise DevError(f"{child.name} exited while waiting for {what}:\n{child.log_tail(30)}")
         if time.monotonic() > deadline:
             tails = "\n".join(f"--- {c.name} ({c.log_path}) ---\n{c.log_tail(15)}" for c in children)
-            raise DevError(f"timed out after {timeout:g}s waiting for {what}\n{tails}")
+            raise DevError(f"timed out after {timeout:g}s waiting for {what}{last_error}\n{tails}")
         time.sleep(0.2)  # polling child processes and the local proxy
 
 
