@@ -25,20 +25,93 @@ def b64(value: str) -> str:
 
 
 class Writer:
-    """The operator's writes, with a cache of content hashes it wrote (cleared by the resync)."""
+    """The operator's writes, over a cache of the objects it owns (compiled routes and
+    personal-token Secrets: label ``app.kubernetes.io/managed-by``).
+
+    The cache is filled by one listing per kind at startup and at each resync, and kept current
+    by the watch and by the answers to the operator's own writes, so a reconcile reads nothing
+    from the API to know whether its objects exist or are up to date.
+    """
 
     def __init__(self, kube: Kube) -> None:
         self.kube = kube
-        self._hashes: dict[tuple[str, str, str], str] = {}  # (plural, ns, name) → content hash
+        self._owned: dict[tuple[str, str, str], Body] = {}  # (plural, ns, name) → object
+        self._complete = False  # True once listed: absence from the cache means "does not exist"
         self._statuses: dict[tuple[str, str, str], Body] = {}  # (plural, ns, name) → last status
 
-    def forget(self, plural: str, ns: str, name: str) -> None:
-        self._hashes.pop((plural, ns, name), None)
-
-    def clear_cache(self) -> None:
-        """Next writes compare against the API again (catches hand-edited compiled objects)."""
-        self._hashes.clear()
+    async def load(self, namespaces: list[str]) -> None:
+        """List the owned Secrets and ConfigMaps (again at each resync: an entry the listing does
+        not have, and that is not newer than the listing, was deleted unnoticed)."""
+        for plural in ("secrets", "configmaps"):
+            for ns in namespaces or [""]:
+                path = core_path(ns, plural) if ns else f"/api/v1/{plural}"
+                listed, snapshot = await self._list(path)
+                for key in [k for k in self._owned if k[0] == plural and (not ns or k[1] == ns)]:
+                    rv = self._owned[key]["metadata"].get("resourceVersion", "")
+                    if key not in listed and not _newer(rv, snapshot):
+                        del self._owned[key]
+                for item in listed.values():
+                    self.remember(plural, item)
+        self._complete = True
         self._statuses.clear()
+
+    async def _list(self, path: str) -> tuple[dict[tuple[str, str, str], Body], str]:
+        plural = path.rsplit("/", 1)[1]
+        query = f"?labelSelector={c.LABEL_MANAGED_BY}%3D{c.MANAGED_BY}&limit=500"
+        items: dict[tuple[str, str, str], Body] = {}
+        snapshot, token = "", ""
+        while True:
+            page = await self.kube.get(path + query + (f"&continue={token}" if token else "")) or {}
+            snapshot = snapshot or (page.get("metadata") or {}).get("resourceVersion", "")
+            for item in page.get("items") or ():
+                items[(plural, item["metadata"]["namespace"], item["metadata"]["name"])] = item
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return items, snapshot
+
+    def remember(self, plural: str, obj: Body) -> bool:
+        """Record an owned object as the API has it; False if the cache already had this version
+        or a newer one (a late watch event never overwrites a newer write)."""
+        meta = obj["metadata"]
+        key = (plural, meta["namespace"], meta["name"])
+        old = self._owned.get(key)
+        if old is not None and not _newer(
+            meta.get("resourceVersion", ""), old["metadata"].get("resourceVersion", "")
+        ):
+            return False
+        self._owned[key] = obj
+        return True
+
+    def forget(self, plural: str, ns: str, name: str) -> None:
+        self._owned.pop((plural, ns, name), None)
+
+    async def lookup(self, plural: str, ns: str, name: str) -> Body | None:
+        key = (plural, ns, name)
+        if key in self._owned or self._complete:
+            return self._owned.get(key)
+        return await self.kube.get(core_path(ns, plural, name))
+
+    async def put(self, plural: str, obj: Body, exists: bool) -> None:
+        """Create (``exists`` False) or replace an owned object; remembers the API's answer."""
+        meta = obj["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        try:
+            if exists:
+                written = await self.kube.replace(core_path(ns, plural, name), obj)
+            else:
+                written = await self.kube.create(core_path(ns, plural), obj)
+        except KubeError as exc:
+            if exc.status not in (404, 409):
+                raise
+            # The cache was behind (created or deleted meanwhile): ask the API, then write.
+            self.forget(plural, ns, name)
+            current = await self.kube.get(core_path(ns, plural, name))
+            if current is None:
+                written = await self.kube.create(core_path(ns, plural), obj)
+            else:
+                written = await self.kube.replace(core_path(ns, plural, name), obj)
+        if written:
+            self.remember(plural, written)
 
     async def ensure_compiled(
         self, plural: str, owner: Body, name: str, route: str, data: dict[str, str]
@@ -47,12 +120,8 @@ class Writer:
         ns = owner["metadata"]["namespace"]
         meta = c.compiled_metadata(name, route, owner, data)
         digest = meta["annotations"][c.ANNOTATION_CONTENT_HASH]
-        key = (plural, ns, name)
-        if self._hashes.get(key) == digest:
-            return False
-        existing = await self.kube.get(core_path(ns, plural, name))
+        existing = await self.lookup(plural, ns, name)
         if existing is not None and _owned_with(existing, digest, owner):
-            self._hashes[key] = digest
             return False
         obj: Body = {
             "apiVersion": "v1",
@@ -64,15 +133,12 @@ class Writer:
             obj["data"] = {k: b64(v) for k, v in data.items()}
         else:
             obj["data"] = data
-        if existing is None:
-            await self.kube.create(core_path(ns, plural), obj)
-        else:
-            meta["resourceVersion"] = existing["metadata"]["resourceVersion"]
-            await self.kube.replace(core_path(ns, plural, name), obj)
-        self._hashes[key] = digest
+        await self.put(plural, obj, existing is not None)
         return True
 
     async def delete(self, plural: str, ns: str, name: str) -> None:
+        if self._complete and (plural, ns, name) not in self._owned:
+            return  # known not to exist
         self.forget(plural, ns, name)
         await self.kube.delete(core_path(ns, plural, name))
 
@@ -94,11 +160,13 @@ class Writer:
             },
             "data": {c.PERSONAL_TOKEN_KEY: b64(token)},
         }
-        if existing is None:
-            await self.kube.create(core_path(meta["namespace"], "secrets"), obj)
-        else:
+        if existing is not None:  # optimistic concurrency: never overwrite a token we did not see
             obj["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
-            await self.kube.replace(core_path(meta["namespace"], "secrets", name), obj)
+            written = await self.kube.replace(core_path(meta["namespace"], "secrets", name), obj)
+        else:
+            written = await self.kube.create(core_path(meta["namespace"], "secrets"), obj)
+        if written:
+            self.remember("secrets", written)
 
     async def patch_status(self, plural: str, body: Body, status: Body) -> bool:
         """Merge-patch the operator's own status fields when they differ from the last known."""
@@ -155,9 +223,26 @@ class Writer:
             log.warning("could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], exc)
 
 
+def _newer(rv: str, than: str) -> bool:
+    """resourceVersions are etcd revisions in every real API server; compare them as numbers
+    when they are, and treat any other difference as news."""
+    try:
+        return int(rv) > int(than)
+    except ValueError:
+        return rv != than
+
+
 def _owned_with(obj: Body, digest: str, owner: Body) -> bool:
+    """Is ``obj`` owned by ``owner`` with content of hash ``digest``? The hash is recomputed from
+    the data, not read from the annotation, so a hand edit of the data is noticed."""
     meta = obj.get("metadata") or {}
     refs = meta.get("ownerReferences") or []
-    return (meta.get("annotations") or {}).get(c.ANNOTATION_CONTENT_HASH) == digest and any(
-        r.get("uid") == owner["metadata"]["uid"] for r in refs
-    )
+    if (meta.get("annotations") or {}).get(c.ANNOTATION_CONTENT_HASH) != digest:
+        return False
+    data = obj.get("data") or {}
+    if obj.get("kind") == "Secret" or "type" in obj:
+        try:
+            data = {k: base64.b64decode(v).decode() for k, v in data.items()}
+        except (ValueError, UnicodeDecodeError):
+            return False
+    return c.content_hash(data) == digest and any(r.get("uid") == owner["metadata"]["uid"] for r in refs)

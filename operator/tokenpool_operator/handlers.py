@@ -52,19 +52,19 @@ async def token_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: A
 
 @kopf.on.event("", "v1", "secrets")
 async def secret_event(
-    type: str | None, namespace: Any, name: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+    type: str | None,
+    namespace: Any,
+    name: str,
+    labels: kopf.Labels,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
-    """Credential and BYO token Secrets heal their users without any edit of the CRs; deleted
-    compiled Secrets are recreated."""
+    """Credential and BYO token Secrets heal their users without any edit of the CRs; owned
+    Secrets changed or deleted by someone else are repaired."""
     rec: Reconciler = memo.reconciler
     if labels.get(c.LABEL_MANAGED_BY) == c.MANAGED_BY:
-        if type == "DELETED":
-            rec.writer.forget("secrets", namespace, name)
-            owner = labels.get(c.LABEL_OWNER, "")
-            if labels.get(c.LABEL_ROUTE) == c.ROUTE_UPSTREAM:
-                rec.token(namespace, owner)
-            else:
-                rec.user(namespace, owner)
+        _owned_changed(rec, "secrets", type, body)
         return
     for token in rec.cache.token_secrets.get((namespace, name), ()):
         rec.token(namespace, token)
@@ -73,12 +73,24 @@ async def secret_event(
 
 
 @kopf.on.event("", "v1", "configmaps", labels={c.LABEL_MANAGED_BY: c.MANAGED_BY})
-async def route_event(
-    type: str | None, namespace: Any, name: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any
-) -> None:
+async def route_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _owned_changed(memo.reconciler, "configmaps", type, body)
+
+
+def _owned_changed(rec: Reconciler, plural: str, type: str | None, body: kopf.Body) -> None:
+    """Keep the owned-object cache current; a version the operator did not write itself (a
+    hand edit, a deletion) sends the owner back to reconcile."""
+    meta = body["metadata"]
+    ns, name = meta["namespace"], meta["name"]
     if type == "DELETED":
-        memo.reconciler.writer.forget("configmaps", namespace, name)
-        memo.reconciler.user(namespace, labels.get(c.LABEL_OWNER, ""))
+        rec.writer.forget(plural, ns, name)
+    elif not rec.writer.remember(plural, dict(body)):
+        return
+    owner = (meta.get("labels") or {}).get(c.LABEL_OWNER, "")
+    if (meta.get("labels") or {}).get(c.LABEL_ROUTE) == c.ROUTE_UPSTREAM:
+        rec.token(ns, owner)
+    else:
+        rec.user(ns, owner)
 
 
 @kopf.on.startup()

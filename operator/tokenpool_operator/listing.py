@@ -36,6 +36,7 @@ async def list_kind(kube: Kube, namespaces: list[str], kind: str) -> list[dict[s
 async def load(rec: Reconciler, namespaces: list[str]) -> int:
     """Fill the cache (and the grant book, token views) before any event is handled: decisions
     never see a partial world, e.g. an allocation without the older ones that hold the quota."""
+    await rec.writer.load(namespaces)
     n = 0
     for kind in KINDS:  # tokens first: users and allocations refer to them
         for body in await list_kind(rec.kube, namespaces, kind):
@@ -45,9 +46,9 @@ async def load(rec: Reconciler, namespaces: list[str]) -> int:
 
 
 async def resync(rec: Reconciler, namespaces: list[str]) -> None:
-    """Re-list: forget what was deleted unnoticed, and re-reconcile everything, comparing compiled
-    objects with the API (not the write cache) so that drift is repaired."""
-    rec.writer.clear_cache()
+    """Re-list: forget what was deleted unnoticed, refresh the owned objects from the API, and
+    re-reconcile everything, so that any drift the watch missed is repaired."""
+    await rec.writer.load(namespaces)
     for kind in KINDS:
         since = time.monotonic()
         bodies = await list_kind(rec.kube, namespaces, kind)

@@ -204,7 +204,7 @@ class Reconciler:
             secret = await self.kube.get(core_path(ns, "secrets", ref["name"]))
             return users.plan_byo(ref, secret), ref["name"]
         secret_name = c.personal_token_secret_name(meta["name"])
-        secret = await self.kube.get(core_path(ns, "secrets", secret_name))
+        secret = await self.writer.lookup("secrets", ns, secret_name)
         rotate = users.rotation_request(meta)
         plan = users.plan_generated(secret, rotate)
         if plan.action in ("generate", "rotate") and plan.token is not None:

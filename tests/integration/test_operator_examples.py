@@ -21,10 +21,10 @@ def test_examples_apply_and_converge(pool: Pool, operator_process, kubectl) -> N
         wait_for(lambda u=user: pool.reason(c.KIND_USER, u) == "Ready", timeout=30, what=f"{user} Ready")
     for alloc in ("admin-all", "alice-dedicated", "alice-shared", "bob-shared"):
         wait_for(lambda a=alloc: pool.reason(c.KIND_ALLOCATION, a) == "Granted", timeout=30, what=f"{alloc}")
+    op.wait_idle()
     for token in ("augment-1", "augment-2", "augment-3"):
         assert pool.reason(c.KIND_UPSTREAM, token) == "Ready"
         assert pool.upstream_route(token) is not None
-    op.wait_idle()
     assert pool.upstream_names("admin") == ["augment-1", "augment-2"]
     assert pool.upstream_names("alice")[0] == "augment-3"  # priority 1 before the shared pick
     assert len(pool.upstream_names("bob")) == 2

@@ -96,7 +96,7 @@ def test_upstream_token_compiles_and_missing_credential_heals(pool: Pool, operat
 
     pool.core.delete_namespaced_secret("ut1-cred", pool.ns)
     wait_for(lambda: pool.upstream_route("ut1") is None, timeout=20, what="compiled Secret removed")
-    assert pool.reason(T, "ut1") == "CredentialSecretNotFound"
+    wait_for(lambda: pool.reason(T, "ut1") == "CredentialSecretNotFound", timeout=10, what="reason")
     log = op.log(5000)
     assert GOOD_CREDENTIAL not in log and "has spaces" not in log  # not even at DEBUG
     lines = [line for line in log.splitlines() if line.strip()]
@@ -120,8 +120,8 @@ def test_health_written_by_the_proxy_becomes_the_healthy_condition(pool: Pool, o
 
     pool.patch_status(T, "ut2", {"health": None})  # how an admin clears it
     wait_for(lambda: pool.upstream_route("ut2").healthy, timeout=20, what="route healthy again")
-    assert pool.reason(T, "ut2", "Healthy") == "Healthy"
+    wait_for(lambda: pool.reason(T, "ut2", "Healthy") == "Healthy", timeout=10, what="Healthy=True")
 
     pool.patch(T, "ut2", {"spec": {"suspended": True}})
     wait_for(lambda: pool.upstream_route("ut2").suspended, timeout=20, what="suspended")
-    assert pool.reason(T, "ut2", "Healthy") == "Suspended"
+    wait_for(lambda: pool.reason(T, "ut2", "Healthy") == "Suspended", timeout=10, what="Healthy=False")

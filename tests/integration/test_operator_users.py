@@ -73,3 +73,14 @@ def test_route_is_not_rewritten_when_nothing_changed(pool: Pool, operator_proces
     pool.patch(U, "bob", {"spec": {"displayName": "Bobby"}})
     wait_for(lambda: pool.user_route("bob").display_name == "Bobby", timeout=10, what="display name")
     assert pool.configmap(c.user_route_name("bob")).metadata.resource_version != version
+
+
+def test_hand_edited_or_deleted_compiled_objects_are_repaired(pool: Pool, operator_process) -> None:
+    operator_process(pool.ns)
+    pool.user("fay")
+    good = wait_for(lambda: pool.user_route("fay"), timeout=20, what="fay's route")
+    name = c.user_route_name("fay")
+    pool.core.patch_namespaced_config_map(name, pool.ns, {"data": {c.USER_ROUTE_KEY: "{}"}})
+    wait_for(lambda: pool.user_route("fay") == good, timeout=20, what="route content restored")
+    pool.core.delete_namespaced_config_map(name, pool.ns)
+    wait_for(lambda: pool.user_route("fay") == good, timeout=20, what="route recreated")
