@@ -70,20 +70,33 @@ def apply_all(api: client.ApiClient, docs: Iterable[dict[str, Any]], namespace: 
         apply(api, doc, namespace)
 
 
+def established(api: client.ApiClient, name: str) -> bool:
+    """Whether the CRD exists and serves its resources."""
+    try:
+        crd = client.ApiextensionsV1Api(api).read_custom_resource_definition(name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    conditions = (crd.status and crd.status.conditions) or []
+    return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+
+def namespace_exists(api: client.ApiClient, name: str) -> bool:
+    try:
+        client.CoreV1Api(api).read_namespace(name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
 def wait_crds_established(api: client.ApiClient, names: Iterable[str], timeout: float = 30.0) -> None:
     """Block until each CRD serves its resources (creating CRs before that fails with 404)."""
-    ext = client.ApiextensionsV1Api(api)
     deadline = time.monotonic() + timeout
     for name in names:
-        while True:
-            try:
-                crd = ext.read_custom_resource_definition(name)
-                conditions = (crd.status and crd.status.conditions) or []
-                if any(c.type == "Established" and c.status == "True" for c in conditions):
-                    break
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
+        while not established(api, name):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"CRD {name} not Established after {timeout:g}s")
             time.sleep(0.1)
