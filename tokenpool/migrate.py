@@ -144,13 +144,12 @@ def _endpoint(url: str) -> str:
 def _migrate_tokens(db: sqlite3.Connection, ns: str | None, out: Migration) -> list[dict[str, Any]]:
     secrets: list[dict[str, Any]] = []
     objs: list[dict[str, Any]] = []
-    taken: set[str] = set()
     for row in _rows(db, "tokens", required=True):
         tid = int(row["id"])
         if not _get(row, "token") or not _get(row, "tenant_url"):
             out.warnings.append(f"token id {tid}: no token or tenant_url, skipped")
             continue
-        name = _unique("", f"augment-{tid}", taken)
+        name = f"augment-{tid}"  # ids are unique: so are these names
         status = _get(row, "status", "active")
         annotations = {
             ANNOTATION_D1_ID: str(tid),
