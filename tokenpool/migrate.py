@@ -67,9 +67,11 @@ def load_dump(sql: str) -> sqlite3.Connection:
     # Autocommit: the dump's own BEGIN TRANSACTION / COMMIT (sqlite3 .dump style) then just work.
     db = sqlite3.connect(":memory:", isolation_level=None)
     db.row_factory = sqlite3.Row
+    # Grow the candidate one ';' at a time: the first time SQLite calls it complete, it is exactly
+    # one statement (a ';' inside a string or a trigger body does not complete it).
     statement = ""
-    for line in sql.splitlines(keepends=True):
-        statement += line
+    for piece in re.split(r"(?<=;)", sql):
+        statement += piece
         if not sqlite3.complete_statement(statement):
             continue
         if not _INTERNAL_TABLE.match(_LEADING_COMMENTS.sub("", statement)):
@@ -78,7 +80,7 @@ def load_dump(sql: str) -> sqlite3.Connection:
             except sqlite3.Error as exc:
                 raise MigrationError(f"cannot load the dump: {exc} in: {statement.strip()[:120]}") from exc
         statement = ""
-    if statement.strip():
+    if _LEADING_COMMENTS.sub("", statement).strip():
         raise MigrationError(f"the dump ends inside a statement: {statement.strip()[:120]}")
     return db
 
@@ -106,10 +108,14 @@ def _get(row: dict[str, Any], key: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
-def _unique(base: str, fallback: str, taken: set[str]) -> str:
-    name = base or fallback
+def _unique_user_name(base: str, uid: int, taken: set[str]) -> str:
+    """``base``, else ``user-<id>``; on a clash ``<name>-<id>``, then ``user-<id>-<n>``."""
+    name = base or f"user-{uid}"
     if name in taken:
-        name = f"{name}-{fallback.rsplit('-', 1)[-1]}"
+        name = f"{name}-{uid}"
+    n = 2
+    while name in taken:
+        name, n = f"user-{uid}-{n}", n + 1
     taken.add(name)
     return name
 
@@ -204,7 +210,7 @@ def _migrate_users(db: sqlite3.Connection, ns: str | None, out: Migration) -> li
     for row in rows:
         uid = int(row["id"])
         username = _get(row, "username", "")
-        name = _unique(dns1123(username), f"user-{uid}", taken)
+        name = _unique_user_name(dns1123(username), uid, taken)
         if username and name != username:
             out.warnings.append(
                 f"user id {uid}: name {username!r} is not a valid resource name, now {name!r}"

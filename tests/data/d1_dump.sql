@@ -13,7 +13,7 @@ CREATE TABLE tokens (
 INSERT INTO "tokens" ("id","token","tenant_url","status","remark","usage_count","last_used_at","created_at","updated_at") VALUES(1,'3f1c9a7e5b2d4f608a1e9c3b7d5f2a4c6e8b0d1f3a5c7e9b2d4f6a8c0e1b3d5f','https://d5.api.augmentcode.com/','active','team pool #1',1287,'2025-07-14 09:12:44','2025-05-02 10:00:00','2025-07-14 09:12:44');
 INSERT INTO "tokens" ("id","token","tenant_url","status","remark","usage_count","last_used_at","created_at","updated_at") VALUES(2,'b7e4d2a9c1f8e6b3a5d7c9e1f3b5a7d9c2e4f6a8b1d3e5f7a9c2b4d6e8f1a3c5','https://d12.api.augmentcode.com','active','Bob''s trial account',342,'2025-07-13 22:01:05','2025-05-10 08:30:00','2025-07-13 22:01:05');
 INSERT INTO "tokens" ("id","token","tenant_url","status","remark","usage_count","last_used_at","created_at","updated_at") VALUES(3,'0a2b4c6d8e0f1a3b5c7d9e1f3a5b7c9d0e2f4a6b8c1d3e5f7a9b0c2d4e6f8a1b','https://i3.api.augmentcode.com/','disabled','账号被封 2025-06',5012,'2025-06-30 17:45:10','2025-04-20 12:00:00','2025-06-30 18:00:00');
-INSERT INTO "tokens" ("id","token","tenant_url","status","remark","usage_count","last_used_at","created_at","updated_at") VALUES(4,'c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8','https://d20.api.augmentcode.com/','maintenance','',0,NULL,'2025-07-01 00:00:00','2025-07-01 00:00:00');
+INSERT INTO "tokens" ("id","token","tenant_url","status","remark","usage_count","last_used_at","created_at","updated_at") VALUES(4,'c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8','https://d20.api.augmentcode.com/','maintenance','spare; not assigned yet -- keep',0,NULL,'2025-07-01 00:00:00','2025-07-01 00:00:00');
 CREATE TABLE sqlite_sequence(name,seq);
 CREATE TABLE users (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

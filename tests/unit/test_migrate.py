@@ -81,6 +81,8 @@ def test_tokens_become_upstream_tokens_with_credential_secrets(result: Migration
     # The tenant URL without its trailing slash is normalised.
     assert tokens["augment-2"]["spec"]["endpoint"] == "https://d12.api.augmentcode.com/"
     assert tokens["augment-2"]["spec"]["description"] == "Bob's trial account"
+    # ';' and '--' inside a string are data, not statement ends or comments.
+    assert tokens["augment-4"]["spec"]["description"] == "spare; not assigned yet -- keep"
     # No credential inline anywhere but in Secrets.
     for doc in result.manifests:
         if doc["kind"] != "Secret":
@@ -116,6 +118,21 @@ def test_names_are_dns1123_and_namespaced(result: Migration) -> None:
     assert dns1123("张三") == ""
     assert dns1123("--A__b--") == "a-b"
     assert len(dns1123("x" * 200)) <= 63
+
+
+def test_clashing_names_stay_unique() -> None:
+    users = "".join(
+        f"INSERT INTO users VALUES({i},'{i:02d}{'x' * 30}','{name}');"
+        for i, name in enumerate(["alice", "ALICE", "alice-2", "Alice!", "user-5", None], start=1)
+    )
+    sql = (
+        "CREATE TABLE tokens (id INTEGER PRIMARY KEY, token TEXT, tenant_url TEXT);"
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, personal_token TEXT, username TEXT);"
+        + users.replace("'None'", "NULL")
+    )
+    names = list(migrate(sql).users.values())
+    assert names == ["alice", "alice-2", "alice-2-3", "alice-4", "user-5", "user-6"]
+    assert len(set(names)) == len(names)
 
 
 def test_resources_come_after_the_secrets_they_reference(result: Migration) -> None:
