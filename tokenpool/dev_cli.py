@@ -25,7 +25,9 @@ def dev_command(
     namespace: Annotated[
         str, typer.Option("--namespace", "-n", help="Namespace for everything.")
     ] = "tokenpool-dev",
-    port: Annotated[int, typer.Option(help="Proxy port on 127.0.0.1 (another free one if busy).")] = 8080,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Proxy port on 127.0.0.1 (another free one if busy).")
+    ] = 8080,
     demo: Annotated[
         bool | None,
         typer.Option(
