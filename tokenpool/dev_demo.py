@@ -10,9 +10,11 @@ from __future__ import annotations
 import copy
 import json
 import shlex
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -99,19 +101,17 @@ class Instructions:
     def render(self) -> str:
         q = shlex.quote
         rule = "=" * 78
+        cli, python, kubectl = (_local_command(n) for n in ("tokenpool", "python", "kubectl"))
         lines = [rule, f"tokenpool is running. Proxy URL: {self.proxy_url}", rule, ""]
-        lines.append(
-            f"Namespace {self.namespace}; kubectl/tokenpool CLI: export KUBECONFIG={self.kubeconfig}"
-        )
-        lines.append("")
         if not self.tokens:
             lines += [
                 "No demo users (real upstream tokens are configured). Create a user with:",
-                f"  tokenpool users create alice -n {self.namespace}",
+                f"  {cli} users create alice -n {self.namespace}",
             ]
-        for name, role, token in self.tokens:
-            lines.append(f"{role + ' personal token':<24} ({name}): {token}")
-        if self.tokens:
+        else:
+            width = max(len(name) for name, _, _ in self.tokens)
+            lines.append("Personal tokens (the plugin's and the OpenAI clients' credential):")
+            lines += [f"  {name:<{width}}  {role:<5}  {token}" for name, role, token in self.tokens]
             pt = self.user_token()
             lines += [
                 "",
@@ -125,19 +125,32 @@ class Instructions:
                 f"curl -s {q(self.proxy_url + '/api/tokens')} -H {q('Authorization: Bearer ' + pt)}",
                 "```",
                 "",
-                "A streamed chat completion with the OpenAI SDK",
-                "(save as chat.py, run with .venv/bin/python chat.py):",
+                f"A streamed chat completion with the OpenAI SDK (save as chat.py, run: {python} chat.py):",
                 "```python",
                 self.python_snippet(),
                 "```",
             ]
         if self.demo:
-            lines += ["", "The upstream is the local fake Augment server: answers are canned."]
+            lines += ["", "The upstream is the local fake Augment server: its answers are canned."]
         lines += [
             "",
-            f"Admin CLI: tokenpool users list -n {self.namespace}   (docs/cli.md)",
+            f"Manage the pool (namespace {self.namespace}; docs/cli.md):",
+            f"  export KUBECONFIG={self.kubeconfig}",
+            f"  {cli} users list -n {self.namespace}      # or: {kubectl} get poolusers -n {self.namespace}",
             f"Logs: {self.logs}",
             "Press Ctrl-C to stop everything.",
             rule,
         ]
         return "\n".join(lines)
+
+
+def _local_command(name: str) -> str:
+    """How to call the venv's ``name`` from the current directory (e.g. ``.venv/bin/tokenpool``);
+    plain ``name`` when the venv has no such program."""
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        return name
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

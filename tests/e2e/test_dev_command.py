@@ -108,8 +108,11 @@ class DevRun:
             self.proc.wait()
 
 
-def personal_tokens(text: str) -> dict[str, str]:
-    return dict(re.findall(r"personal token\s+\((\S+)\): ([0-9a-f]{64})", text))
+def personal_tokens(text: str) -> dict[str, tuple[str, str]]:
+    """name -> (role, token) from the "Personal tokens" lines."""
+    return {
+        n: (role, t) for n, role, t in re.findall(r"^  (\S+)\s+(Admin|User)\s+([0-9a-f]{64})$", text, re.M)
+    }
 
 
 @pytest.fixture
@@ -140,8 +143,8 @@ def test_dev_prints_working_instructions_and_stops_cleanly(tmp_path: Path, dev_r
     text = run.text()
     assert f"Proxy URL: http://127.0.0.1:{port}" in text
     tokens = personal_tokens(text)
-    assert len(tokens) >= 2, text  # the demo admin and at least one user
-    assert "Admin personal token" in text and "User personal token" in text
+    # The demo admin and at least one user.
+    assert {role for role, _ in tokens.values()} == {"Admin", "User"}, text
 
     info_curl, tokens_curl = code_blocks(text, "bash")
     info = json.loads(
@@ -212,7 +215,7 @@ def test_dev_on_an_existing_cluster_with_real_tokens_starts_no_demo_and_leaves_t
         assert proc.poll() is None, f"tokenpool dev exited {proc.returncode}:\n{err.read_text()}"
         text = out.read_text()
         assert f"Proxy URL: http://127.0.0.1:{port}" in text
-        assert "No demo users" in text and "personal token" not in text.split("No demo users")[0]
+        assert "No demo users" in text and "Personal tokens" not in text
         names = {Path(f"/proc/{pid}/cmdline").read_bytes() for pid in descendants(proc.pid)}
         assert not any(b"fake_augment" in n or b"kube-apiserver" in n for n in names)
         assert not (tmp_path / "state" / "controlplane").exists()
