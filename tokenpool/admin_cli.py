@@ -138,21 +138,21 @@ def users_rotate(
 @users_app.command("list")
 def users_list(kubeconfig: Kubeconfig = None, context: Context = None, namespace: Namespace = None) -> None:
     """List users with their quota, allocated tokens, readiness and usage (today and total)."""
-    from tokenpool import admin_ops
+    from tokenpool import admin_listing
 
     target = _target(kubeconfig, context, namespace)
-    rows = _run(admin_ops.user_rows, target)
-    typer.echo(admin_ops.table(rows) if rows else f"No PoolUsers in namespace {target.namespace}.")
+    rows = _run(admin_listing.user_rows, target)
+    typer.echo(admin_listing.table(rows) if rows else f"No PoolUsers in namespace {target.namespace}.")
 
 
 @tokens_app.command("list")
 def tokens_list(kubeconfig: Kubeconfig = None, context: Context = None, namespace: Namespace = None) -> None:
     """List upstream tokens with readiness, health, allocation count and usage."""
-    from tokenpool import admin_ops
+    from tokenpool import admin_listing
 
     target = _target(kubeconfig, context, namespace)
-    rows = _run(admin_ops.token_rows, target)
-    typer.echo(admin_ops.table(rows) if rows else f"No UpstreamTokens in namespace {target.namespace}.")
+    rows = _run(admin_listing.token_rows, target)
+    typer.echo(admin_listing.table(rows) if rows else f"No UpstreamTokens in namespace {target.namespace}.")
 
 
 def _parse_selector(selector: str) -> dict[str, str]:

@@ -17,14 +17,13 @@ from kubernetes.client.exceptions import ApiException
 
 from tokenpool import contract
 from tokenpool.kubeclient import Target
-from tokenpool.status import Counts, Usage, utc_date
 
 
 class AdminError(RuntimeError):
     """An operation that cannot be done, with a message for the person at the terminal."""
 
 
-def _explain(exc: ApiException, what: str) -> AdminError:
+def explain(exc: ApiException, what: str) -> AdminError:
     if exc.status == 404:
         return AdminError(f"{what} not found (are the CRDs installed, and is this the right namespace?)")
     if exc.status == 409:
@@ -52,7 +51,7 @@ def _get(target: Target, plural: str, name: str) -> dict[str, Any]:
             ),
         )
     except ApiException as exc:
-        raise _explain(exc, f"{plural} {target.namespace}/{name}") from exc
+        raise explain(exc, f"{plural} {target.namespace}/{name}") from exc
     return obj
 
 
@@ -71,7 +70,7 @@ def _create(target: Target, plural: str, kind: str, name: str, spec: dict[str, A
             ),
         )
     except ApiException as exc:
-        raise _explain(exc, f"{kind} {target.namespace}/{name}") from exc
+        raise explain(exc, f"{kind} {target.namespace}/{name}") from exc
     return obj
 
 
@@ -109,7 +108,7 @@ def _read_secret_key(target: Target, name: str, key: str) -> str | None:
     except ApiException as exc:
         if exc.status == 404:
             return None
-        raise _explain(exc, f"Secret {target.namespace}/{name}") from exc
+        raise explain(exc, f"Secret {target.namespace}/{name}") from exc
     raw = (secret.data or {}).get(key)
     return base64.b64decode(raw).decode() if raw else None
 
@@ -155,7 +154,7 @@ def rotate(target: Target, name: str) -> str | None:
             contract.GROUP, contract.VERSION, target.namespace, contract.PLURAL_USER, name, patch
         )
     except ApiException as exc:
-        raise _explain(exc, f"PoolUser {target.namespace}/{name}") from exc
+        raise explain(exc, f"PoolUser {target.namespace}/{name}") from exc
     return old
 
 
@@ -215,94 +214,3 @@ def wait_allocation(target: Target, name: str, timeout: float) -> AllocationResu
 
 def _alloc_name(user: str) -> str:
     return f"{user}-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}"
-
-
-def _list(target: Target, plural: str) -> list[dict[str, Any]]:
-    try:
-        res = cast(
-            dict[str, Any],
-            target.custom.list_namespaced_custom_object(
-                contract.GROUP, contract.VERSION, target.namespace, plural
-            ),
-        )
-    except ApiException as exc:
-        raise _explain(exc, f"{plural} in {target.namespace}") from exc
-    return sorted(res.get("items", []), key=lambda o: o["metadata"]["name"])
-
-
-def _condition(obj: dict[str, Any], ctype: str) -> str:
-    for cond in (obj.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == ctype:
-            return f"{cond.get('status')}" + (f" ({cond['reason']})" if cond.get("status") != "True" else "")
-    return "-"
-
-
-@dataclass(frozen=True)
-class UsageColumns:
-    today: Counts
-    total: Counts
-    last_used: str
-
-    @classmethod
-    def of(cls, obj: dict[str, Any]) -> UsageColumns:
-        usage = Usage.model_validate((obj.get("status") or {}).get("usage") or {})
-        today = usage.today if usage.today and usage.today.date == utc_date(datetime.now(UTC)) else None
-        return cls(
-            today=Counts.model_validate(today.model_dump()) if today else Counts(),
-            total=usage.total,
-            last_used=usage.last_used_at or "-",
-        )
-
-
-def user_rows(target: Target) -> list[dict[str, str]]:
-    rows = []
-    for obj in _list(target, contract.PLURAL_USER):
-        spec, status, usage = obj.get("spec") or {}, obj.get("status") or {}, UsageColumns.of(obj)
-        allocated = status.get("allocatedTokens")
-        rows.append(
-            {
-                "NAME": obj["metadata"]["name"],
-                "ROLE": str(spec.get("role", "User")),
-                "QUOTA": str(spec.get("tokenQuota", "-")),
-                "TOKENS": str(len(allocated) if isinstance(allocated, list) else (allocated or 0)),
-                "READY": _condition(obj, "Ready"),
-                "SUSPENDED": "yes" if spec.get("suspended") else "no",
-                "REQ TODAY": str(usage.today.requests),
-                "ERR TODAY": str(usage.today.errors),
-                "REQ TOTAL": str(usage.total.requests),
-                "LAST USED": usage.last_used,
-            }
-        )
-    return rows
-
-
-def token_rows(target: Target) -> list[dict[str, str]]:
-    rows = []
-    for obj in _list(target, contract.PLURAL_UPSTREAM):
-        spec, status, usage = obj.get("spec") or {}, obj.get("status") or {}, UsageColumns.of(obj)
-        rows.append(
-            {
-                "NAME": obj["metadata"]["name"],
-                "PROVIDER": str(spec.get("provider", "-")),
-                "ENDPOINT": str(spec.get("endpoint", "-")),
-                "READY": _condition(obj, "Ready"),
-                "HEALTHY": _condition(obj, "Healthy"),
-                "ALLOCATIONS": str(status.get("allocations", 0)),
-                "REQ TODAY": str(usage.today.requests),
-                "ERR TODAY": str(usage.today.errors),
-                "REQ TOTAL": str(usage.total.requests),
-                "LAST USED": usage.last_used,
-            }
-        )
-    return rows
-
-
-def table(rows: list[dict[str, str]]) -> str:
-    """kubectl-style columns."""
-    if not rows:
-        return ""
-    cols = list(rows[0])
-    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
-    lines = ["   ".join(c.ljust(widths[c]) for c in cols)]
-    lines += ["   ".join(r[c].ljust(widths[c]) for c in cols) for r in rows]
-    return "\n".join(line.rstrip() for line in lines)
