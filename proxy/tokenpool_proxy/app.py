@@ -39,8 +39,12 @@ def upstream_session(settings: ProxySettings) -> aiohttp.ClientSession:
     timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=settings.connect_timeout_seconds, sock_read=settings.read_timeout_seconds
     )
+    # No cookie jar: one session serves many upstream accounts, whose cookies must never mix.
     return aiohttp.ClientSession(
-        connector=connector, timeout=timeout, skip_auto_headers=("User-Agent",), auto_decompress=True
+        connector=connector,
+        timeout=timeout,
+        skip_auto_headers=("User-Agent",),
+        cookie_jar=aiohttp.DummyCookieJar(),
     )
 
 
@@ -114,6 +118,6 @@ def create_app(
     app.include_router(openai.router)
     app.router.routes.insert(0, openai.chat_route)  # first: matched before FastAPI's route walk
     app.include_router(ops.router)
-    app.add_middleware(Edge, svc=svc)
+    app.add_middleware(Edge, svc=svc, fast_routes={("POST", openai.chat_route.path): openai.chat_route})
     usage_wiring.install(app, svc)
     return app

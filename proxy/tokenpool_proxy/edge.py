@@ -75,9 +75,13 @@ def access_writer(settings: ProxySettings) -> Callable[[dict[str, Any]], None] |
 
 
 class Edge:
-    def __init__(self, app: ASGIApp, svc: Services) -> None:
+    def __init__(
+        self, app: ASGIApp, svc: Services, fast_routes: dict[tuple[str, str], Any] | None = None
+    ) -> None:
         self.app = app
         self.svc = svc
+        # (method, path) → a route served directly (routes/openai.py FastRoute.serve).
+        self.fast_routes = fast_routes or {}
         self.write_access = access_writer(svc.settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -116,6 +120,8 @@ class Edge:
                 await send({"type": "http.response.body", "body": b""})
             elif (_content_length(scope) or 0) > limit:
                 await too_large_response(scope["path"], limit)(scope, receive, send_wrapper)
+            elif (fast := self.fast_routes.get((scope["method"], scope["path"]))) is not None:
+                await fast.serve(scope, receive_wrapper, send_wrapper)
             else:
                 await self.app(scope, receive_wrapper, send_wrapper)
         except ClientDisconnect:
