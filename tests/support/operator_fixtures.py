@@ -4,8 +4,12 @@
   ``.venv/bin/tokenpool operator`` with ``KUBECONFIG=control_plane.kubeconfig`` watching
   ``namespace``, started and waited for until its liveness endpoint answers. ``env`` keys are
   TOKENPOOL_OPERATOR_* settings without the prefix (``max_quota=5``). The handle has
-  ``.stop()``, ``.restart()``, ``.log()`` and ``.alive()``. Stopped at teardown; its log is printed
-  then, which pytest shows for a failed test.
+  ``.stop()``, ``.restart()``, ``.log()``, ``.alive()``, ``.probe()`` (its live ``/healthz``
+  answer with the work-queue counters) and ``.wait_idle(processed=n)`` (queue empty after at
+  least n reconciles since the process started). Stopped at teardown; its log is printed then,
+  which pytest shows for a failed test.
+* ``pool``: :class:`tests.support.tokenpool_objects.Pool` on the test ``namespace``: create/patch/
+  read the custom resources and the compiled objects.
 """
 
 from __future__ import annotations
