@@ -84,3 +84,18 @@ def test_hand_edited_or_deleted_compiled_objects_are_repaired(pool: Pool, operat
     wait_for(lambda: pool.user_route("fay") == good, timeout=20, what="route content restored")
     pool.core.delete_namespaced_config_map(name, pool.ns)
     wait_for(lambda: pool.user_route("fay") == good, timeout=20, what="route recreated")
+
+
+def test_only_the_configured_namespaces_are_reconciled(pool: Pool, operator_process, kube_api) -> None:
+    other = Pool(kube_api, f"{pool.ns[:50]}-other")
+    pool.core.create_namespace({"metadata": {"name": other.ns}})
+    try:
+        op = operator_process(pool.ns)
+        other.user("outsider")
+        pool.user("insider")
+        wait_for(lambda: pool.user_route("insider"), timeout=20, what="route in the watched namespace")
+        op.wait_idle()
+        assert other.user_route("outsider") is None and other.personal_token("outsider") is None
+        assert "status" not in other.get(U, "outsider")
+    finally:
+        pool.core.delete_namespace(other.ns)
