@@ -122,10 +122,16 @@ def _explicit(alloc: AllocationView, tokens: Mapping[str, TokenView], q: _Quota,
     return Grant(tuple(picks), _conds(picks, len(alloc.tokens or ()), problem, quota_hit))
 
 
-def _selected(
-    alloc: AllocationView, tokens: Mapping[str, TokenView], q: _Quota, current: Sequence[str]
-) -> Grant:
-    fits = [t for t in tokens.values() if t.eligible and matches(alloc.selector or {}, t.labels)]
+Candidates = Callable[[Mapping[str, Any]], Sequence[TokenView]]
+
+
+def scan(tokens: Mapping[str, TokenView]) -> Candidates:
+    """Eligible tokens matching a selector, by scanning all tokens (callers may memoize)."""
+    return lambda selector: [t for t in tokens.values() if t.eligible and matches(selector, t.labels)]
+
+
+def _selected(alloc: AllocationView, candidates: Candidates, q: _Quota, current: Sequence[str]) -> Grant:
+    fits = candidates(alloc.selector or {})
     kept = sorted((t for t in fits if t.name in current), key=lambda t: list(current).index(t.name))
     fresh = sorted(
         (t for t in fits if t.name not in current and q.has_room(t, False)),
@@ -156,10 +162,12 @@ def resolve_user(
     tokens: Mapping[str, TokenView],
     held_by_others: Callable[[str], int],
     current: Mapping[str, Sequence[str]],
+    candidates: Candidates | None = None,
 ) -> dict[str, Grant]:
     """Grants for every allocation of one user. ``quota`` None means the PoolUser does not exist;
     ``held_by_others(token)`` counts allocations of other users holding it; ``current`` maps an
-    allocation name to what it holds now (to keep selector picks stable)."""
+    allocation name to what it holds now (to keep selector picks stable); ``candidates`` gives
+    the eligible tokens matching a selector (default: scan ``tokens``)."""
     grants: dict[str, Grant] = {}
     q = _Quota(quota or 0, held_by_others)
     for alloc in sorted(allocations, key=lambda a: a.order):
@@ -174,7 +182,8 @@ def resolve_user(
         elif alloc.tokens is not None:
             grants[alloc.name] = _explicit(alloc, tokens, q, set(current.get(alloc.name, ())))
         else:
-            grants[alloc.name] = _selected(alloc, tokens, q, tuple(current.get(alloc.name, ())))
+            picker = candidates or scan(tokens)
+            grants[alloc.name] = _selected(alloc, picker, q, tuple(current.get(alloc.name, ())))
     return grants
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokenpool_operator.allocations import TokenView
+from tokenpool_operator.allocations import TokenView, scan
 from tokenpool_operator.book import GrantBook
 
 Key = tuple[str, str]
@@ -23,13 +25,37 @@ class State:
     # Last fingerprint seen per object, so own status patches do not enqueue work.
     seen: dict[tuple[str, str, str], Any] = field(default_factory=dict)
 
+    # (namespace, selector as canonical JSON) → eligible matching tokens; cleared per namespace
+    # whenever a token view changes. Without it every user's reconcile scans every token.
+    matching: dict[tuple[str, str], list[TokenView]] = field(default_factory=dict)
+
     def put_token(self, ns: str, view: TokenView) -> None:
-        self.tokens.setdefault(ns, {})[view.name] = view
+        views = self.tokens.setdefault(ns, {})
+        if views.get(view.name) != view:
+            views[view.name] = view
+            self._invalidate(ns)
 
     def drop_token(self, ns: str, name: str) -> None:
-        self.tokens.get(ns, {}).pop(name, None)
+        if self.tokens.get(ns, {}).pop(name, None) is not None:
+            self._invalidate(ns)
         self.eligible.pop((ns, name), None)
         self.announced.pop((ns, name), None)
+
+    def _invalidate(self, ns: str) -> None:
+        for key in [k for k in self.matching if k[0] == ns]:
+            del self.matching[key]
+
+    def candidates(self, ns: str) -> Callable[[Mapping[str, Any]], list[TokenView]]:
+        """Memoized :func:`allocations.scan` over the namespace's tokens."""
+
+        def pick(selector: Mapping[str, Any]) -> list[TokenView]:
+            key = (ns, json.dumps(selector, sort_keys=True))
+            found = self.matching.get(key)
+            if found is None:
+                found = self.matching[key] = list(scan(self.tokens.get(ns, {}))(selector))
+            return found
+
+        return pick
 
     def changed(self, kind: str, ns: str, name: str, fingerprint: Any) -> bool:
         key = (kind, ns, name)

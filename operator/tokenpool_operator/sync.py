@@ -136,6 +136,7 @@ class Reconciler:
             self.state.tokens.get(ns, {}),
             lambda token: book.count((ns, token), excluding=own),
             before,
+            self.state.candidates(ns),
         )
         released = False
         for v in views:

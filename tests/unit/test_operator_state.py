@@ -57,3 +57,24 @@ def test_committed_crds_equal_the_generated_ones(name: str) -> None:
     doc = yaml.safe_load(committed)
     assert doc["spec"]["names"]["categories"] == ["tokenpool"]
     assert doc["spec"]["versions"][0]["subresources"] == {"status": {}}
+
+
+def test_selector_candidates_are_memoized_and_invalidated_by_token_changes() -> None:
+    from tokenpool_operator.allocations import TokenView
+    from tokenpool_operator.state import State
+
+    state = State()
+    state.put_token("ns", TokenView("a", {"p": "1"}))
+    state.put_token("ns", TokenView("b", {"p": "2"}))
+    pick = state.candidates("ns")
+    sel = {"matchLabels": {"p": "1"}}
+    assert [t.name for t in pick(sel)] == ["a"]
+    assert pick(sel) is pick(sel)  # memoized
+    state.put_token("ns", TokenView("b", {"p": "2"}))  # unchanged view: memo kept
+    assert ("ns", '{"matchLabels": {"p": "1"}}') in state.matching
+    state.put_token("ns", TokenView("b", {"p": "1"}))  # relabelled: memo dropped
+    assert [t.name for t in pick(sel)] == ["a", "b"]
+    state.put_token("ns", TokenView("a", {"p": "1"}, eligible=False))
+    assert [t.name for t in pick(sel)] == ["b"]
+    state.drop_token("ns", "b")
+    assert pick(sel) == []
