@@ -16,5 +16,9 @@ test: bootstrap
 lint: bootstrap
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
 
+# Benchmarks print figures and ratios against a baseline of the same run (bench/README.md).
 bench: bootstrap
-	.venv/bin/python -m bench.run_all
+	bash hack/install-bench-tools.sh
+	.venv/bin/python -m bench.bench_proxy
+	.venv/bin/python -m bench.bench_operator
+	.venv/bin/python -m bench.usage_writes

@@ -49,7 +49,10 @@ def main() -> None:
     info = json.loads(
         subprocess.run(
             ["go", "mod", "download", "-json", f"k8s.io/kubernetes@{version}"],
-            check=True, capture_output=True, text=True, cwd=HERE,
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=HERE,
         ).stdout
     )
     modules = staging_modules(Path(info["GoMod"]).read_text())

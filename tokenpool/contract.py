@@ -41,12 +41,12 @@ MANAGED_BY = "tokenpool-operator"
 ANNOTATION_CONTENT_HASH = "tokenpool.io/content-hash"
 # On a PoolUser: set to a new value to rotate the generated personal token. The personal-token
 # Secret records the value it was last rotated for, so each value rotates exactly once.
-ANNOTATION_ROTATE_PERSONAL_TOKEN = "tokenpool.io/rotate-personal-token"
+ANNOTATION_ROTATE_PERSONAL_TOKEN = "tokenpool.io/rotate-personal-token"  # noqa: S105 (a name)
 ANNOTATION_ROTATED_FOR = "tokenpool.io/rotated-for"
 
 USER_ROUTE_KEY = "route.json"
 UPSTREAM_ROUTE_KEY = "upstream.json"
-PERSONAL_TOKEN_KEY = "token"
+PERSONAL_TOKEN_KEY = "token"  # noqa: S105 (a data key)
 DEFAULT_CREDENTIAL_KEY = "token"
 
 Provider = Literal["Augment", "OpenAI"]
