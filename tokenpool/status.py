@@ -102,12 +102,36 @@ class Health(_Status):
     consecutive_failures: int = Field(default=0, ge=0)
 
 
+_Labels = tuple[tuple[int, int, int, int, int], str, str]  # (minute fields, date, minute)
+_latest: _Labels = ((0, 0, 0, 0, 0), "", "")
+
+
+def _labels(ts: datetime) -> _Labels:
+    """The date and minute strings of ``ts`` in UTC, from a one-entry cache.
+
+    Every usage increment of the proxy is labelled with its day and minute (several per request)
+    and ``strftime`` costs microseconds each; consecutive calls nearly always fall in the same
+    minute. The entry is one tuple, replaced whole, so threads never see a torn one.
+    """
+    global _latest
+    if ts.tzinfo is not UTC:
+        ts = ts.astimezone(UTC)
+    key = (ts.year, ts.month, ts.day, ts.hour, ts.minute)
+    latest = _latest
+    if latest[0] != key:
+        date = f"{key[0]:04d}-{key[1]:02d}-{key[2]:02d}"
+        latest = _latest = (key, date, f"{date}T{key[3]:02d}:{key[4]:02d}Z")
+    return latest
+
+
 def utc_date(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%d")
+    """``YYYY-MM-DD`` of ``ts`` in UTC."""
+    return _labels(ts)[1]
 
 
 def utc_minute(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+    """``YYYY-MM-DDTHH:MMZ`` of ``ts`` in UTC."""
+    return _labels(ts)[2]
 
 
 def rfc3339(ts: datetime) -> str:
