@@ -63,10 +63,15 @@ def access_writer(settings: ProxySettings) -> Callable[[dict[str, Any]], None] |
 
         return via_logging
     out = sys.stdout.buffer
+    second: tuple[int, str] = (-1, "")  # the formatted current second: strftime per line is costly
 
     def write_json(entry: dict[str, Any]) -> None:
+        nonlocal second
         now = time.time()
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+        whole = int(now)
+        if second[0] != whole:
+            second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+        stamp = f"{second[1]}.{int(now % 1 * 1000):03d}Z"
         head = {"ts": stamp, "level": "info", "logger": "tokenpool.access", "msg": "request"}
         out.write(orjson.dumps(head | entry) + b"\n")
         out.flush()
