@@ -15,6 +15,7 @@ from typing import Any
 from tokenpool import contract as c
 from tokenpool_operator.conditions import now_rfc3339
 from tokenpool_operator.kube import Kube, KubeError, core_path, cr_path
+from tokenpool_operator.metrics import OperatorMetrics
 
 log = logging.getLogger(__name__)
 Body = dict[str, Any]
@@ -33,8 +34,9 @@ class Writer:
     from the API to know whether its objects exist or are up to date.
     """
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, metrics: OperatorMetrics | None = None) -> None:
         self.kube = kube
+        self.metrics = metrics or OperatorMetrics()
         self._owned: dict[tuple[str, str, str], Body] = {}  # (plural, ns, name) → object
         self._complete = False  # True once listed: absence from the cache means "does not exist"
         self._statuses: dict[tuple[str, str, str], Body] = {}  # (plural, ns, name) → last status
@@ -106,10 +108,12 @@ class Writer:
             # The cache was behind (created or deleted meanwhile): ask the API, then write.
             self.forget(plural, ns, name)
             current = await self.kube.get(core_path(ns, plural, name))
+            exists = current is not None
             if current is None:
                 written = await self.kube.create(core_path(ns, plural), obj)
             else:
                 written = await self.kube.replace(core_path(ns, plural, name), obj)
+        self.metrics.wrote(plural, "updated" if exists else "created")
         if written:
             self.remember(plural, written)
 
@@ -141,6 +145,7 @@ class Writer:
             return  # known not to exist
         self.forget(plural, ns, name)
         await self.kube.delete(core_path(ns, plural, name))
+        self.metrics.wrote(plural, "deleted")
 
     async def write_personal_token(
         self, owner: Body, token: str, rotated_for: str, existing: Body | None
@@ -165,6 +170,7 @@ class Writer:
             written = await self.kube.replace(core_path(meta["namespace"], "secrets", name), obj)
         else:
             written = await self.kube.create(core_path(meta["namespace"], "secrets"), obj)
+        self.metrics.wrote("secrets", "updated" if existing is not None else "created")
         if written:
             self.remember("secrets", written)
 
@@ -186,6 +192,7 @@ class Writer:
             if exc.status == 404:  # deleted meanwhile: nothing left to report on
                 return False
             raise
+        self.metrics.wrote(plural, "patched")
         self._statuses[key] = {**known, **status}
         return True
 
@@ -219,6 +226,7 @@ class Writer:
         }
         try:
             await self.kube.create(core_path(meta["namespace"], "events"), event)
+            self.metrics.event(type_, reason)
         except KubeError as exc:  # an Event is best effort: never fail a reconcile for it
             log.warning("could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], exc)
 

@@ -19,6 +19,7 @@ from tokenpool_operator.cache import Cache
 from tokenpool_operator.compiled import Writer
 from tokenpool_operator.conditions import Cond, find, merge, now_rfc3339, ready
 from tokenpool_operator.kube import Kube, KubeError, core_path
+from tokenpool_operator.metrics import OperatorMetrics
 from tokenpool_operator.settings import OperatorSettings
 from tokenpool_operator.state import State
 from tokenpool_operator.views import allocation_view, token_view
@@ -32,12 +33,19 @@ Body = dict[str, Any]
 class Reconciler:
     def __init__(self, settings: OperatorSettings, kube: Kube, state: State, cache: Cache) -> None:
         self.settings = settings
-        self.writer = Writer(kube)
+        self.metrics = OperatorMetrics()
+        self.writer = Writer(kube, self.metrics)
         self.kube = kube
         self.state = state
         self.cache = cache
         # Tokens first: users' decisions depend on the tokens' eligibility and counts.
-        self.queue = WorkQueue(self._dispatch, settings.workers, priority=lambda key: PRIORITY[key[0]])  # type: ignore[index]
+        self.queue = WorkQueue(
+            self._dispatch,
+            settings.workers,
+            priority=lambda key: PRIORITY[key[0]],  # type: ignore[index]
+            metrics=self.metrics,
+            kind=lambda key: key[0],  # type: ignore[index]
+        )
 
     async def _dispatch(self, key: Hashable) -> None:
         kind, ns, name = cast(tuple[str, str, str], key)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Hashable
+
+from tokenpool_operator.metrics import OperatorMetrics
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +24,12 @@ class WorkQueue:
         handler: Callable[[Hashable], Awaitable[None]],
         workers: int = 4,
         priority: Callable[[Hashable], int] = lambda _: 0,
+        metrics: OperatorMetrics | None = None,
+        kind: Callable[[Hashable], str] = lambda _: "item",
     ) -> None:
         self._handler = handler
+        self.metrics = metrics or OperatorMetrics()
+        self._kind = kind  # the metrics label of a key: a small fixed set, never the key itself
         self._workers = workers
         self._priority = priority
         self._seq = 0
@@ -67,10 +74,13 @@ class WorkQueue:
             *_, key = await self._queue.get()
             self._queued.discard(key)
             self._running.add(key)
+            started = time.perf_counter()
             try:
                 await self._handler(key)
                 self._failures.pop(key, None)
+                self.metrics.reconciled(self._kind(key), True, time.perf_counter() - started)
             except Exception as exc:
+                self.metrics.reconciled(self._kind(key), False, time.perf_counter() - started)
                 n = self._failures[key] = self._failures.get(key, 0) + 1
                 delay = min(0.5 * 2 ** (n - 1), 60.0)
                 # Only the first line: exception texts must not carry object contents into logs.
