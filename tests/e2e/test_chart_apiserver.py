@@ -21,33 +21,32 @@ from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
-# The Prometheus Operator's CRD, reduced to what the API server needs to accept a ServiceMonitor
-# (no schema: the real CRD's validation is the Prometheus Operator's business, not the chart's).
-SERVICEMONITOR_CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
-    "spec": {
-        "group": "monitoring.coreos.com",
-        "scope": "Namespaced",
-        "names": {
-            "kind": "ServiceMonitor",
-            "listKind": "ServiceMonitorList",
-            "plural": "servicemonitors",
-            "singular": "servicemonitor",
+
+def _monitoring_crd(kind: str) -> dict[str, Any]:
+    """A Prometheus Operator CRD (ServiceMonitor, PodMonitor), reduced to what the API server needs
+    to accept the chart's object (no schema: the real CRD's validation is the Prometheus
+    Operator's business, not the chart's)."""
+    plural = kind.lower() + "s"
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.monitoring.coreos.com"},
+        "spec": {
+            "group": "monitoring.coreos.com",
+            "scope": "Namespaced",
+            "names": {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": kind.lower()},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                    },
+                }
+            ],
         },
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-                },
-            }
-        ],
-    },
-}
+    }
 
 
 def _established(api: kubernetes.client.ApiextensionsV1Api, name: str) -> bool:
@@ -57,16 +56,20 @@ def _established(api: kubernetes.client.ApiextensionsV1Api, name: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def servicemonitor_crd(kube_api: kubernetes.client.ApiClient) -> str:
+def monitoring_crds(kube_api: kubernetes.client.ApiClient) -> list[str]:
     api = kubernetes.client.ApiextensionsV1Api(kube_api)
-    name = SERVICEMONITOR_CRD["metadata"]["name"]
-    try:
-        api.create_custom_resource_definition(cast(Any, SERVICEMONITOR_CRD))
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
-    wait_for(functools.partial(_established, api, name), timeout=30, what=f"CRD {name} Established")
-    return name
+    names = []
+    for kind in ("ServiceMonitor", "PodMonitor"):
+        crd = _monitoring_crd(kind)
+        name = crd["metadata"]["name"]
+        try:
+            api.create_custom_resource_definition(cast(Any, crd))
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        wait_for(functools.partial(_established, api, name), timeout=30, what=f"CRD {name} Established")
+        names.append(name)
+    return names
 
 
 @pytest.mark.parametrize("values", [None, ALL_FEATURES_VALUES], ids=["defaults", "all-features"])
@@ -74,7 +77,7 @@ def test_every_rendered_object_is_accepted(
     helm: Helm,
     namespace: str,
     kubectl: Callable[..., subprocess.CompletedProcess[str]],
-    servicemonitor_crd: str,
+    monitoring_crds: list[str],
     values: Path | None,
 ) -> None:
     rendered = helm.template(*([values] if values else []), namespace=namespace)

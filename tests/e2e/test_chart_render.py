@@ -25,7 +25,7 @@ from tests.support.helm import (
     source_crds,
 )
 
-OPTIONAL_KINDS = {"HorizontalPodAutoscaler", "Ingress", "ServiceMonitor", "NetworkPolicy"}
+OPTIONAL_KINDS = {"HorizontalPodAutoscaler", "Ingress", "ServiceMonitor", "PodMonitor", "NetworkPolicy"}
 RBAC_KINDS = {"Role", "ClusterRole"}
 
 
@@ -110,6 +110,11 @@ def test_all_features_render_every_optional_object(all_features_render: list[Man
     sm = one(all_features_render, "ServiceMonitor")
     assert sm["metadata"]["labels"]["release"] == "prometheus"
     assert sm["spec"]["endpoints"][0]["path"] == "/metrics"
+    pm = one(all_features_render, "PodMonitor")  # the operator: no Service, metrics on its health port
+    assert pm["metadata"]["labels"]["release"] == "prometheus"
+    assert pm["spec"]["podMetricsEndpoints"] == [{"port": "health", "path": "/metrics", "interval": "15s"}]
+    op_pod = one(all_features_render, "Deployment", "operator")["spec"]["template"]["metadata"]["labels"]
+    assert pm["spec"]["selector"]["matchLabels"].items() <= op_pod.items()
 
     image = container(px)["image"]
     assert image == "registry.example.com/tokenpool/tokenpool@sha256:" + "0123456789abcdef" * 4
@@ -132,6 +137,15 @@ def test_proxy_network_policy_admits_only_the_proxy_port(all_features_render: li
     egress_ports = {p["port"] for r in px["spec"]["egress"] for p in r["ports"]}
     assert egress_ports == {53, 443, 6443}
     op = one(all_features_render, "NetworkPolicy", "operator")
+    [rule] = op["spec"]["ingress"]  # with its PodMonitor on: only the health (metrics) port
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8081}]
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+
+
+def test_operator_admits_no_ingress_without_its_pod_monitor(helm: Helm) -> None:
+    op = one(helm.template(set_values={"networkPolicy.enabled": "true"}), "NetworkPolicy", "operator")
     assert op["spec"]["ingress"] == []
 
 
