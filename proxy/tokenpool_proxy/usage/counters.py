@@ -77,9 +77,19 @@ class Delta:
     def add(self, one: Tally, at: datetime, upstream: str | None = None, split: Tally | None = None) -> None:
         """Add ``one`` to the totals, and ``split`` to today's line of ``upstream``."""
         self.total.add(one)
-        self.days.setdefault(utc_date(at), Tally()).add(one)
+        date = utc_date(at)
+        day = self.days.get(date)  # get, then create: no throwaway Tally per call (hot path)
+        if day is None:
+            day = self.days[date] = Tally()
+        day.add(one)
         if upstream is not None and split is not None:
-            self.upstream_days.setdefault(utc_date(at), {}).setdefault(upstream, Tally()).add(split)
+            ups = self.upstream_days.get(date)
+            if ups is None:
+                ups = self.upstream_days[date] = {}
+            line = ups.get(upstream)
+            if line is None:
+                line = ups[upstream] = Tally()
+            line.add(split)
         minute = utc_minute(at)
         self.minutes[minute] = self.minutes.get(minute, 0) + one.requests
         if self.last_used_at is None or at > self.last_used_at:

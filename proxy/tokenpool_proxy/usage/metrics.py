@@ -57,11 +57,19 @@ class UsageMetrics:
             if per_user
             else None
         )
+        self._by_outcome: dict[str, tuple[Counter, Histogram | None]] = {}
 
     def recorded(self, user: str, outcome: str, latency_s: float) -> None:
-        self.records.labels(outcome).inc()
-        if outcome != "handout":
-            self.attempt_seconds.labels(outcome).observe(latency_s)
+        # Label children cached per outcome: ``labels()`` costs more than the update itself.
+        children = self._by_outcome.get(outcome)
+        if children is None:
+            children = self._by_outcome[outcome] = (
+                self.records.labels(outcome),
+                self.attempt_seconds.labels(outcome) if outcome != "handout" else None,
+            )
+        children[0].inc()
+        if children[1] is not None:
+            children[1].observe(latency_s)
         if self.per_user is not None:
             self.per_user.labels(user, outcome).inc()
 
