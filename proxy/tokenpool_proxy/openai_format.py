@@ -68,13 +68,18 @@ def completion(
 class ChunkWriter:
     """Serialises one streamed completion: role in the first delta only, then content deltas."""
 
-    __slots__ = ("_created", "_first", "_prefix", "cid", "model")
+    __slots__ = ("_created", "_first", "_head", "_tail", "cid", "model")
 
     def __init__(self, cid: str, model: str) -> None:
         self.cid = cid
         self.model = model
         self._created = int(time.time())
         self._first = True
+        # A content event is the same bytes around its text every time: serialised once, split
+        # where the text goes (a relayed stream writes one event per upstream chunk).
+        marker = "\x00tokenpool-text\x00"
+        # (rpartition: the text comes after the id and model, whatever those contain)
+        self._head, _, self._tail = self._event({"content": marker}, None).rpartition(orjson.dumps(marker))
 
     def _event(self, delta: dict[str, Any], finish: str | None, extra: dict[str, Any] | None = None) -> bytes:
         obj: dict[str, Any] = {
@@ -89,11 +94,10 @@ class ChunkWriter:
         return b"data: " + orjson.dumps(obj) + b"\n\n"
 
     def content(self, text: str) -> bytes:
-        delta: dict[str, Any] = {"content": text}
         if self._first:
             self._first = False
-            delta = {"role": "assistant", "content": text}
-        return self._event(delta, None)
+            return self._event({"role": "assistant", "content": text}, None)
+        return self._head + orjson.dumps(text) + self._tail
 
     def finish(self, reason: str) -> bytes:
         if self._first:  # an empty answer still announces the role

@@ -234,7 +234,7 @@ class AugmentProvider:
                         if ended:
                             continue  # drain to EOF so the connection goes back to the pool
                         text, finish, ended = parse_line(line)
-                        if text and stream_error_text(text) and not completed:
+                        if not completed and text and stream_error_text(text):  # only the first text
                             raise classify(200, text, None, self.blocked_cooldown_s)
                         if text or ended:
                             completed = True
