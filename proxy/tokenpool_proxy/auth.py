@@ -48,13 +48,7 @@ async def plugin_user(request: Request) -> UserRoute:
     token = bearer(request)
     if token is None:
         raise PluginError(401, "Missing or invalid authorization header")
-    user = lookup(request, token)
-    if user is None:
-        raise PluginError(401, "Invalid personal token")
-    _log_user(request, user)
-    if user.suspended:
-        raise PluginError(403, "User is suspended")
-    return user
+    return _plugin_known_user(request, token)
 
 
 async def plugin_user_info(request: Request) -> UserRoute:
@@ -62,6 +56,10 @@ async def plugin_user_info(request: Request) -> UserRoute:
     token = request.query_params.get("token") or bearer(request)
     if not token:
         raise PluginError(400, "Missing personal token")
+    return _plugin_known_user(request, token)
+
+
+def _plugin_known_user(request: Request, token: str) -> UserRoute:
     user = lookup(request, token)
     if user is None:
         raise PluginError(401, "Invalid personal token")

@@ -54,7 +54,8 @@ class UsageSink(Protocol):
 class InMemoryUsage:
     """Per-upstream use counts for ``/api/tokens`` ordering and ``usage_count``; no limits.
 
-    Counts live in this process only and restart from zero; issue 5 persists them.
+    Counts live in this process only: the default of in-process tests; ``usage.wiring`` installs
+    the service that persists them to status.
     """
 
     def __init__(self) -> None:
