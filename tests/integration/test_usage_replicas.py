@@ -121,7 +121,7 @@ async def test_sigterm_mid_load_finishes_in_flight_requests_and_loses_nothing(
     stopping = proxy_process(p.namespace, usage_flush_interval_seconds=3600, slot_wait_seconds=10)
     staying = proxy_process(p.namespace, usage_flush_interval_seconds=INTERVAL, slot_wait_seconds=10)
     urls = [stopping.url, staying.url]
-    load = asyncio.create_task(chat_load(urls, p.personal_token, 160, concurrency=16, resend_resets=True))
+    load = asyncio.create_task(chat_load(urls, p.personal_token, 320, concurrency=16, resend_resets=True))
     await asyncio.to_thread(wait_for, lambda: access_log_successes(stopping.process.log_path) >= 20, 20)
     term_at = time.monotonic()
     os.killpg(stopping.process.pid, signal.SIGTERM)
@@ -134,8 +134,8 @@ async def test_sigterm_mid_load_finishes_in_flight_requests_and_loses_nothing(
     # Connections the closing replica had accepted but not yet read a request from are closed
     # (HTTP's shutdown race) and resent; requests it had started all got their answer:
     assert result.resent == len(result.broken) <= 16, result.broken
-    assert result.statuses == {200: 160}
-    wait_for(lambda: p.total() == 160, timeout=10, what="status total 160")
+    assert result.statuses == {200: 320}
+    wait_for(lambda: p.total() == 320, timeout=10, what="status total 320")
     # Every request the stopping replica served was answered (its log = what the client got).
     assert access_log_successes(stopping.process.log_path) == len(result.ok.get(stopping.url, []))
 
