@@ -20,7 +20,7 @@ from tokenpool.contract import UpstreamRoute
 
 from ..schemas import BadRequest, ChatMessage, ChatRequest
 from ..settings import ModelSpec
-from .base import FinishReason, Piece, UpstreamFailure, parse_retry_after
+from .base import FinishReason, Piece, UpstreamFailure, parse_retry_after, transport_failures
 
 CHAT_PATH = "chat-stream"
 API_VERSION = "2"
@@ -220,7 +220,7 @@ class AugmentProvider:
     ) -> AsyncIterator[Piece]:
         body = orjson.dumps(build_chat_body(request, model))
         url = upstream.endpoint + CHAT_PATH
-        try:
+        with transport_failures():
             async with self.session.post(url, data=body, headers=headers(upstream, self.user_agent)) as resp:
                 if resp.status != 200:
                     text = (await resp.content.read(4096)).decode("utf-8", "replace")
@@ -244,9 +244,3 @@ class AugmentProvider:
                 except (GeneratorExit, asyncio.CancelledError):
                     resp.close()  # the client left: cut the upstream request, do not pool it
                     raise
-        except TimeoutError:  # before ClientConnectionError: aiohttp's timeouts subclass both
-            raise UpstreamFailure("cooldown", "Timeout", "upstream timed out") from None
-        except aiohttp.ClientPayloadError as exc:
-            raise UpstreamFailure("cooldown", "ConnectError", f"upstream stream broke: {exc}") from None
-        except aiohttp.ClientConnectionError as exc:
-            raise UpstreamFailure("cooldown", "ConnectError", f"upstream connection failed: {exc}") from None

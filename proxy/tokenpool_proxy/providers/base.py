@@ -7,9 +7,12 @@ upstream token, and reports trouble as :class:`UpstreamFailure` carrying the poo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
+
+import aiohttp
 
 from tokenpool.contract import UpstreamRoute
 
@@ -64,3 +67,16 @@ def parse_retry_after(value: str | None) -> float | None:
     except ValueError:
         return None
     return seconds if 0 <= seconds <= 86400 else None
+
+
+@contextlib.contextmanager
+def transport_failures() -> Iterator[None]:
+    """aiohttp's transport errors as the pool's cool-down failures: the same for every provider."""
+    try:
+        yield
+    except TimeoutError:  # before ClientConnectionError: aiohttp's timeouts subclass both
+        raise UpstreamFailure("cooldown", "Timeout", "upstream timed out") from None
+    except aiohttp.ClientPayloadError as exc:
+        raise UpstreamFailure("cooldown", "ConnectError", f"upstream stream broke: {exc}") from None
+    except aiohttp.ClientConnectionError as exc:
+        raise UpstreamFailure("cooldown", "ConnectError", f"upstream connection failed: {exc}") from None

@@ -18,7 +18,7 @@ from tokenpool.contract import UpstreamRoute
 
 from ..schemas import ChatRequest
 from ..settings import ModelSpec
-from .base import FinishReason, Piece, UpstreamFailure, parse_retry_after
+from .base import FinishReason, Piece, UpstreamFailure, parse_retry_after, transport_failures
 
 
 def classify(status: int, text: str, retry_after: str | None) -> UpstreamFailure:
@@ -68,7 +68,7 @@ class OpenAIProvider:
             "Content-Type": "application/json",
             "x-request-id": request_id,
         }
-        try:
+        with transport_failures():
             async with self.session.post(url, data=orjson.dumps(payload), headers=hdrs) as resp:
                 if resp.status != 200:
                     text = (await resp.content.read(4096)).decode("utf-8", "replace")
@@ -86,9 +86,3 @@ class OpenAIProvider:
                 except (GeneratorExit, asyncio.CancelledError):
                     resp.close()  # the client left: cut the upstream request, do not pool it
                     raise
-        except TimeoutError:  # before ClientConnectionError: aiohttp's timeouts subclass both
-            raise UpstreamFailure("cooldown", "Timeout", "upstream timed out") from None
-        except aiohttp.ClientPayloadError as exc:
-            raise UpstreamFailure("cooldown", "ConnectError", f"upstream stream broke: {exc}") from None
-        except aiohttp.ClientConnectionError as exc:
-            raise UpstreamFailure("cooldown", "ConnectError", f"upstream connection failed: {exc}") from None
