@@ -31,8 +31,9 @@ from tokenpool_operator.kube import Kube, core_path, cr_path
 from tests.support.kubectl import run_kubectl
 from tests.support.operator_fixtures import OperatorProcess
 from tests.support.waiting import async_wait_for
-from tokenpool import contract as c
-from tokenpool.devtools import ControlPlane, binaries
+from tokenpool.contract import compiled as c
+from tokenpool.dev import binaries
+from tokenpool.dev.controlplane import ControlPlane
 
 ROOT = Path(__file__).resolve().parents[1]
 POOLS = 10

@@ -1,6 +1,6 @@
 """Proxy overhead: the fake Augment upstream direct vs through the proxy, measured in one run.
 
-Both targets are real processes on this machine: ``tokenpool.devtools.fake_augment`` and the proxy
+Both targets are real processes on this machine: ``tokenpool.dev.fake_upstream`` and the proxy
 served exactly like ``tokenpool proxy`` (uvicorn + uvloop + httptools, access log on), with a
 pre-filled route index instead of the Kubernetes watch (the watch is off the request path).
 Load comes from ``wrk`` (native; installed by hack/install-bench-tools.sh).
@@ -48,7 +48,7 @@ OPENAI_HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer 
 
 
 def free_port() -> int:
-    from tokenpool.devtools.controlplane import free_port as fp
+    from tokenpool.dev.controlplane import free_port as fp
 
     return fp()
 

@@ -31,8 +31,8 @@ from tests.support.proxy_routes import RoutesInCluster, new_personal_token, upst
 from tests.support.usage_fixtures import UsageObjects
 from tests.support.usage_load import CHAT
 from tests.support.waiting import wait_for
-from tokenpool.contract import KIND_UPSTREAM, KIND_USER
-from tokenpool.devtools import ControlPlane
+from tokenpool.contract.compiled import KIND_UPSTREAM, KIND_USER
+from tokenpool.dev.controlplane import ControlPlane
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKENS = ("tok-a", "tok-b")

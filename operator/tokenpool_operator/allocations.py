@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokenpool import contract as c
+from tokenpool.contract import compiled as c
 from tokenpool_operator.conditions import Cond
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from tokenpool import contract as c
+from tokenpool.contract import compiled as c
 
 Schema = dict[str, Any]
 CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
@@ -96,8 +96,8 @@ _DAY = _obj({"date": _str(max_length=10), **_COUNTS})
 
 
 def _usage(per_upstream: bool) -> Schema:
-    """status.usage, written by the proxy (shapes: tokenpool/status.py). Unknown fields are kept
-    so that a newer proxy never has its additions pruned by an older CRD."""
+    """status.usage, written by the proxy (shapes: tokenpool/contract/status_fields.py). Unknown
+    fields are kept so that a newer proxy never has its additions pruned by an older CRD."""
     props: Schema = {
         "total": _obj(dict(_COUNTS)),
         "today": _DAY,

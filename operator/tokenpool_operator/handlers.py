@@ -17,8 +17,8 @@ from typing import Any
 
 import kopf
 
-from tokenpool import contract as c
-from tokenpool_operator import health, listing
+from tokenpool.contract import compiled as c
+from tokenpool_operator import listing, liveness
 from tokenpool_operator.cache import Cache
 from tokenpool_operator.kube import Kube, load_configuration
 from tokenpool_operator.sync import Reconciler
@@ -122,7 +122,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     loaded = await listing.load(rec, memo.settings.namespaces)
     log.info("loaded %d custom resources", loaded)
     rec.queue.start()
-    memo.health = await health.serve(rec.queue, memo.settings.liveness_host, memo.settings.liveness_port)
+    memo.liveness = await liveness.serve(rec.queue, memo.settings.liveness_host, memo.settings.liveness_port)
     memo.resync = asyncio.create_task(_resync(rec, memo.settings.namespaces, memo.settings.resync_seconds))
 
 
@@ -142,6 +142,6 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if rec is None:
         return
     memo.resync.cancel()
-    await memo.health.cleanup()
+    await memo.liveness.cleanup()
     await rec.queue.stop()
     await rec.kube.close()

@@ -19,7 +19,7 @@ import orjson
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from tokenpool import contract as c
+from tokenpool.contract import compiled as c
 
 MERGE_PATCH = "application/merge-patch+json"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tokenpool import contract as c
+from tokenpool.contract import compiled as c
 from tokenpool_operator.kube import Kube, cr_path
 from tokenpool_operator.sync import Reconciler
 

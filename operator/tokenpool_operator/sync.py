@@ -12,18 +12,18 @@ import logging
 from collections.abc import Hashable
 from typing import Any, cast
 
-from tokenpool import contract as c
+from tokenpool.contract import compiled as c
 from tokenpool_operator import allocations as alloc_mod
 from tokenpool_operator import upstreams, users
 from tokenpool_operator.cache import Cache
-from tokenpool_operator.compiled import Writer
 from tokenpool_operator.conditions import Cond, find, merge, now_rfc3339, ready
 from tokenpool_operator.kube import Kube, KubeError, core_path
-from tokenpool_operator.metrics import OperatorMetrics
+from tokenpool_operator.reconcile_metrics import OperatorMetrics
 from tokenpool_operator.settings import OperatorSettings
 from tokenpool_operator.state import State
 from tokenpool_operator.views import allocation_view, token_view
 from tokenpool_operator.workqueue import WorkQueue
+from tokenpool_operator.writer import Writer
 
 log = logging.getLogger(__name__)
 PRIORITY = {"token": 0, "user": 1, "count": 2}

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from tokenpool import contract as c
+from tokenpool.contract import compiled as c
 from tokenpool_operator.conditions import Cond, ready
 
 # Printable ASCII without whitespace: what an HTTP bearer credential may contain.

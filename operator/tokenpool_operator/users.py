@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tokenpool import contract as c
+from tokenpool.contract import compiled as c
 from tokenpool_operator.conditions import Cond
 
 GENERATED = re.compile(r"^[0-9a-f]{64}$")

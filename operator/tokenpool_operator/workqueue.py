@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable
 
-from tokenpool_operator.metrics import OperatorMetrics
+from tokenpool_operator.reconcile_metrics import OperatorMetrics
 
 log = logging.getLogger(__name__)
 

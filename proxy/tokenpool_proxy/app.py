@@ -18,15 +18,15 @@ from starlette.types import ASGIApp
 from . import errors
 from .balancer import Balancer
 from .edge import Edge
-from .health import HealthBook
 from .index import RouteIndex
 from .kube_watch import Watcher, kinds, load_api_server
-from .metrics import Metrics
 from .providers.augment import AugmentProvider
 from .providers.openai_compat import OpenAIProvider
+from .request_metrics import Metrics
 from .routes import openai, ops, plugin
 from .services import Services
 from .settings import ProxySettings
+from .token_health import HealthBook
 from .usage import InMemoryUsage, UsageSink
 from .usage import wiring as usage_wiring
 

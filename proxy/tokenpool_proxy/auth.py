@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from tokenpool.contract import UserRoute, hash_personal_token
+from tokenpool.contract.compiled import UserRoute, hash_personal_token
 
 from .errors import ApiError, PluginError
 from .services import Services

@@ -19,10 +19,10 @@ import math
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from tokenpool.contract import Provider, UpstreamRoute, UserRoute
+from tokenpool.contract.compiled import Provider, UpstreamRoute, UserRoute
 
-from .health import HealthBook
 from .index import RouteIndex
+from .token_health import HealthBook
 
 
 class NoUpstream(Exception):

@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from tokenpool.contract import UserRoute
+from tokenpool.contract.compiled import UserRoute
 
 from . import openai_format as fmt
 from .balancer import Lease, NoCapacity, NoUpstream

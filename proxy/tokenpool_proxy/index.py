@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from tokenpool.contract import UpstreamRoute, UserRoute
+from tokenpool.contract.compiled import UpstreamRoute, UserRoute
 
 
 class RouteIndex:

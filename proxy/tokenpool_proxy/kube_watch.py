@@ -21,7 +21,7 @@ import aiohttp
 import orjson
 from pydantic import ValidationError
 
-from tokenpool import contract
+from tokenpool.contract import compiled as contract
 
 from .index import RouteIndex
 

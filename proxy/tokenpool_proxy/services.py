@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .balancer import Balancer
-from .health import HealthBook
 from .index import RouteIndex
-from .metrics import Metrics
+from .request_metrics import Metrics
 from .settings import ProxySettings
+from .token_health import HealthBook
 from .usage import UsageSink
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tokenpool.contract import Provider
+from tokenpool.contract.compiled import Provider
 
 Mode = Literal["CHAT", "AGENT"]
 

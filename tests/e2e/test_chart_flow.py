@@ -21,7 +21,7 @@ from tests.support.proxy_fixtures import FakeUpstream, ProxyProcess
 from tests.support.rbac import Identities
 from tests.support.tokenpool_objects import GOOD_CREDENTIAL, Pool
 from tests.support.waiting import wait_for
-from tokenpool import contract
+from tokenpool.contract import compiled as contract
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

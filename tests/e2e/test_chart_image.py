@@ -85,7 +85,7 @@ def test_build_context_installs_one_package_with_both_commands(tmp_path: Path) -
         [entry_points] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         scripts = archive.read(entry_points).decode()
     assert {"tokenpool/cli.py", "tokenpool_operator/main.py", "tokenpool_proxy/main.py"} <= names
-    assert "tokenpool = tokenpool.cli:app" in scripts
+    assert "tokenpool = tokenpool.cli.main:app" in scripts
 
 
 def test_dockerignore_lets_every_package_folder_in() -> None:

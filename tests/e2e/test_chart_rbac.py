@@ -15,7 +15,7 @@ import pytest
 from kubernetes.client.rest import ApiException
 
 from tests.support.rbac import Access, Identities, service_account_can
-from tokenpool import contract
+from tokenpool.contract import compiled as contract
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

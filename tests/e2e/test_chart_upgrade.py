@@ -19,7 +19,7 @@ from tests.support.helm import CHART, Helm, source_crds
 from tests.support.operator_fixtures import OperatorProcess
 from tests.support.tokenpool_objects import Pool
 from tests.support.waiting import wait_for
-from tokenpool.devtools import ControlPlane
+from tokenpool.dev.controlplane import ControlPlane
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

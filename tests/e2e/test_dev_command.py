@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from tests.support.waiting import wait_for
-from tokenpool.devtools import binaries
-from tokenpool.devtools.controlplane import free_port
-from tokenpool.devtools.fake_augment import DEFAULTS
+from tokenpool.dev import binaries
+from tokenpool.dev.controlplane import free_port
+from tokenpool.dev.fake_upstream import DEFAULTS
 
 pytestmark = pytest.mark.e2e
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -217,7 +217,7 @@ def test_dev_on_an_existing_cluster_with_real_tokens_starts_no_demo_and_leaves_t
         assert f"Proxy URL: http://127.0.0.1:{port}" in text
         assert "No demo users" in text and "Personal tokens" not in text
         names = {Path(f"/proc/{pid}/cmdline").read_bytes() for pid in descendants(proc.pid)}
-        assert not any(b"fake_augment" in n or b"kube-apiserver" in n for n in names)
+        assert not any(b"fake_upstream" in n or b"kube-apiserver" in n for n in names)
         assert not (tmp_path / "state" / "controlplane").exists()
         # The printed KUBECONFIG is the one given: the admin CLI works on it.
         assert f"export KUBECONFIG={control_plane.kubeconfig}" in text

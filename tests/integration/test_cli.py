@@ -15,10 +15,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner, Result
 
-from tokenpool import contract
-from tokenpool.cli import app
-from tokenpool.devtools import ControlPlane
-from tokenpool.devtools.controlplane import free_port
+from tokenpool.cli.main import app
+from tokenpool.contract import compiled as contract
+from tokenpool.dev.controlplane import ControlPlane, free_port
 
 pytestmark = pytest.mark.integration
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]

@@ -9,7 +9,7 @@ import pytest
 from kubernetes.client.rest import ApiException
 
 from tests.support.tokenpool_objects import Pool
-from tokenpool import contract as c
+from tokenpool.contract import compiled as c
 
 pytestmark = pytest.mark.integration
 A, T, U = c.KIND_ALLOCATION, c.KIND_UPSTREAM, c.KIND_USER

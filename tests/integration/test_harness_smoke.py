@@ -17,7 +17,8 @@ import pytest
 from kubernetes.client.rest import ApiException
 
 from tests.support.waiting import wait_for
-from tokenpool.devtools import ControlPlane, binaries
+from tokenpool.dev import binaries
+from tokenpool.dev.controlplane import ControlPlane
 
 pytestmark = pytest.mark.integration
 
@@ -206,7 +207,7 @@ def test_from_kubeconfig_uses_the_cluster_and_never_stops_it(control_plane: Cont
 
 CHILD = """
 import json, sys, threading
-from tokenpool.devtools import ControlPlane
+from tokenpool.dev.controlplane import ControlPlane
 plane = ControlPlane.launch()
 print(json.dumps({"pids": list(plane.pids().values()), "workdir": str(plane.workdir)}), flush=True)
 threading.Event().wait()

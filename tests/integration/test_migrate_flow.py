@@ -17,8 +17,8 @@ import yaml
 from typer.testing import CliRunner
 
 from tests.support.waiting import wait_for
-from tokenpool import contract
-from tokenpool.cli import app
+from tokenpool.cli.main import app
+from tokenpool.contract import compiled as contract
 
 pytestmark = pytest.mark.integration
 DUMP = Path(__file__).parent.parent / "data" / "d1_dump.sql"

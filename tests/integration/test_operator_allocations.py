@@ -6,7 +6,7 @@ import pytest
 
 from tests.support.tokenpool_objects import Pool
 from tests.support.waiting import wait_for
-from tokenpool import contract as c
+from tokenpool.contract import compiled as c
 
 pytestmark = pytest.mark.integration
 A, T, U = c.KIND_ALLOCATION, c.KIND_UPSTREAM, c.KIND_USER

@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.tokenpool_objects import Pool
 from tests.support.waiting import wait_for
-from tokenpool import contract as c
+from tokenpool.contract import compiled as c
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

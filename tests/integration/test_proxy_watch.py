@@ -14,7 +14,7 @@ import yaml
 
 from tests.support.proxy_routes import new_personal_token, upstream_route, user_route
 from tests.support.waiting import wait_for
-from tokenpool.devtools.controlplane import free_port
+from tokenpool.dev.controlplane import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from tests.support.proxy_fixtures import FakeUpstream, ProxyProcess
 from tests.support.tokenpool_objects import Pool
 from tests.support.usage_load import CHAT
 from tests.support.waiting import wait_for
-from tokenpool import contract as c
+from tokenpool.contract import compiled as c
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,7 @@ from tests.support.proxy_routes import RoutesInCluster, new_personal_token, upst
 from tests.support.usage_fixtures import UsageObjects
 from tests.support.usage_load import CHAT, access_log_successes, chat_load
 from tests.support.waiting import wait_for
-from tokenpool.contract import KIND_UPSTREAM, KIND_USER
+from tokenpool.contract.compiled import KIND_UPSTREAM, KIND_USER
 
 pytestmark = pytest.mark.integration
 

@@ -8,17 +8,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from tokenpool_proxy.health import HealthBook
+from tokenpool_proxy.token_health import HealthBook
 from tokenpool_proxy.usage.clock import SystemClock
 from tokenpool_proxy.usage.counters import UsageBook
 from tokenpool_proxy.usage.flush import Flusher
-from tokenpool_proxy.usage.health import HealthSync
+from tokenpool_proxy.usage.health_status import HealthSync
 from tokenpool_proxy.usage.store import KubeStatusStore
 
 from tests.support.usage_counting import served
 from tests.support.usage_fixtures import UsageObjects
-from tokenpool.contract import KIND_UPSTREAM, KIND_USER
-from tokenpool.devtools import ControlPlane
+from tokenpool.contract.compiled import KIND_UPSTREAM, KIND_USER
+from tokenpool.dev.controlplane import ControlPlane
 
 pytestmark = pytest.mark.integration
 

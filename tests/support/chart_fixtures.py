@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.helm import ALL_FEATURES_VALUES, Helm, Manifest, one, to_yaml_stream
 from tests.support.rbac import Identities
-from tokenpool.devtools import binaries
+from tokenpool.dev import binaries
 
 
 def _helm_binary() -> Path:

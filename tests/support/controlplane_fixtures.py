@@ -24,7 +24,8 @@ from kubernetes.client.rest import ApiException
 
 from tests.support.kubectl import run_kubectl
 from tests.support.waiting import wait_for
-from tokenpool.devtools import ControlPlane, binaries, kubeconfig
+from tokenpool.dev import binaries, kubeconfig
+from tokenpool.dev.controlplane import ControlPlane
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRDS_DIR = REPO_ROOT / "crds"

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from tokenpool.devtools import binaries
+from tokenpool.dev import binaries
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "tokenpool"

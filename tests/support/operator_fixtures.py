@@ -27,8 +27,8 @@ import pytest
 
 from tests.support.tokenpool_objects import Pool
 from tests.support.waiting import wait_for
-from tokenpool.devtools.controlplane import free_port
-from tokenpool.devtools.processes import ManagedProcess, register_cleanup, unregister_cleanup
+from tokenpool.dev.controlplane import free_port
+from tokenpool.dev.processes import ManagedProcess, register_cleanup, unregister_cleanup
 
 TOKENPOOL_BIN = Path(sys.executable).parent / "tokenpool"
 

@@ -1,6 +1,6 @@
 """Proxy fixtures: the fake Augment upstream and real ``tokenpool proxy`` processes.
 
-* ``fake_upstream``: a running ``python -m tokenpool.devtools.fake_augment`` (one per session,
+* ``fake_upstream``: a running ``python -m tokenpool.dev.fake_upstream`` (one per session,
   reset before each test): ``.url``, ``.tenant(name)``, ``.fault(token, ...)``, ``.configure``,
   ``.requests()``, ``.stats()``.
 * ``proxy_process(namespace, **env)``: a real ``.venv/bin/tokenpool proxy`` with
@@ -25,8 +25,8 @@ import pytest
 
 from tests.support.proxy_routes import RoutesInCluster
 from tests.support.waiting import async_wait_for, wait_for
-from tokenpool.devtools.controlplane import free_port
-from tokenpool.devtools.processes import ManagedProcess, register_cleanup, unregister_cleanup
+from tokenpool.dev.controlplane import free_port
+from tokenpool.dev.processes import ManagedProcess, register_cleanup, unregister_cleanup
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKENPOOL_BIN = Path(sys.executable).parent / "tokenpool"
@@ -46,7 +46,7 @@ class FakeUpstream:
         argv = [
             sys.executable,
             "-m",
-            "tokenpool.devtools.fake_augment",
+            "tokenpool.dev.fake_upstream",
             "--port",
             str(self.port),
             *extra_args,

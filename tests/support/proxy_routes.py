@@ -1,4 +1,4 @@
-"""Hand-made compiled routes for proxy tests, built only through tokenpool/contract.py.
+"""Hand-made compiled routes for proxy tests, built only through tokenpool/contract/compiled.py.
 
 ``routes_in_cluster`` writes them as the operator would (same names, labels and keys), so the
 proxy's watch is tested independently of the operator.
@@ -14,8 +14,8 @@ from typing import Any
 import kubernetes
 from kubernetes.client.rest import ApiException
 
-from tokenpool import contract
-from tokenpool.contract import AllocatedUpstream, UpstreamRoute, UserRoute
+from tokenpool.contract import compiled as contract
+from tokenpool.contract.compiled import AllocatedUpstream, UpstreamRoute, UserRoute
 
 
 def new_personal_token() -> str:

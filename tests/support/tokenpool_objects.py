@@ -9,7 +9,7 @@ from typing import Any
 import kubernetes
 from kubernetes.client.rest import ApiException
 
-from tokenpool import contract as c
+from tokenpool.contract import compiled as c
 
 PLURALS = {
     c.KIND_USER: c.PLURAL_USER,

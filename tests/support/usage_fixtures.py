@@ -13,8 +13,8 @@ from typing import Any
 import kubernetes
 import pytest
 
-from tokenpool.contract import GROUP, KIND_UPSTREAM, KIND_USER, PLURAL_UPSTREAM, PLURAL_USER, VERSION
-from tokenpool.status import Usage
+from tokenpool.contract.compiled import GROUP, KIND_UPSTREAM, KIND_USER, PLURAL_UPSTREAM, PLURAL_USER, VERSION
+from tokenpool.contract.status_fields import Usage
 
 PLURALS = {KIND_USER: PLURAL_USER, KIND_UPSTREAM: PLURAL_UPSTREAM}
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from tokenpool import contract, dev_build
-from tokenpool.dev_build import Progress, bar, ensure_binaries
-from tokenpool.dev_demo import DEMO_LABEL, Instructions, demo_users, point_at_fake
-from tokenpool.devtools import binaries
-from tokenpool.kubeapply import load_yaml_dir
+from tokenpool.contract import compiled as contract
+from tokenpool.dev import binaries, build_progress
+from tokenpool.dev.build_progress import Progress, bar, ensure_binaries
+from tokenpool.dev.demo import DEMO_LABEL, Instructions, demo_users, point_at_fake
+from tokenpool.dev.manifests import load_yaml_dir
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -100,7 +100,7 @@ def test_ensure_binaries_runs_the_build_and_reports_progress(tmp_path: Path, mon
     )
     monkeypatch.setattr(binaries, "find", missing)
     monkeypatch.setattr(binaries, "BUILD_SCRIPT", script)
-    monkeypatch.setattr(dev_build, "build_running", lambda: None)
+    monkeypatch.setattr(build_progress, "build_running", lambda: None)
     said: list[str] = []
     assert ensure_binaries(said.append) == tmp_path / "bin"
     assert "15-25 minutes" in said[0]  # the estimate comes first
@@ -114,6 +114,6 @@ def test_ensure_binaries_failure_is_reported(tmp_path: Path, monkeypatch: Any) -
     script = _fake_build_script(tmp_path, "echo '[build-binaries] ERROR: Go is not installed' >&2\nexit 1\n")
     monkeypatch.setattr(binaries, "find", missing)
     monkeypatch.setattr(binaries, "BUILD_SCRIPT", script)
-    monkeypatch.setattr(dev_build, "build_running", lambda: None)
+    monkeypatch.setattr(build_progress, "build_running", lambda: None)
     with pytest.raises(binaries.BinariesNotFound, match="Go is not installed"):
         ensure_binaries(lambda _: None)

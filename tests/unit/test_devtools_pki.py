@@ -10,7 +10,7 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tokenpool.devtools import kubeconfig, pki
+from tokenpool.dev import kubeconfig, pki
 
 
 def test_certificates_chain_to_the_ca_with_the_right_names(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tokenpool import contract
-from tokenpool.cli import app
-from tokenpool.migrate import Migration, MigrationError, dns1123, load_dump, migrate
+from tokenpool.cli.d1_migration import Migration, MigrationError, dns1123, load_dump, migrate
+from tokenpool.cli.main import app
+from tokenpool.contract import compiled as contract
 
 DUMP = Path(__file__).parent.parent / "data" / "d1_dump.sql"
 ALICE_PT = "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tokenpool_operator.compiled import Writer, _newer, _owned_with, b64
+from tokenpool_operator.writer import Writer, _newer, _owned_with, b64
 
-from tokenpool import contract as c
+from tokenpool.contract import compiled as c
 
 OWNER = {"kind": "PoolUser", "metadata": {"name": "alice", "namespace": "ns", "uid": "u-1"}}
 

@@ -7,14 +7,14 @@ from typing import Any
 
 import aiohttp
 from prometheus_client import CONTENT_TYPE_LATEST
-from tokenpool_operator import health
-from tokenpool_operator.compiled import Writer
+from tokenpool_operator import liveness
 from tokenpool_operator.kube import KubeError
-from tokenpool_operator.metrics import OperatorMetrics
+from tokenpool_operator.reconcile_metrics import OperatorMetrics
 from tokenpool_operator.workqueue import WorkQueue
+from tokenpool_operator.writer import Writer
 
 from tests.support.waiting import async_wait_for
-from tokenpool.devtools.controlplane import free_port
+from tokenpool.dev.controlplane import free_port
 
 
 def sample(m: OperatorMetrics, name: str, **labels: str) -> float:
@@ -102,7 +102,7 @@ async def test_metrics_endpoint_serves_the_registry_next_to_healthz() -> None:
     q = WorkQueue(handler, workers=1, kind=lambda key: str(key).split(":")[0])
     q.add("user:alice")
     port = free_port()
-    runner = await health.serve(q, "127.0.0.1", port)  # not started: the item stays pending
+    runner = await liveness.serve(q, "127.0.0.1", port)  # not started: the item stays pending
     try:
         async with aiohttp.ClientSession() as http:
             async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:

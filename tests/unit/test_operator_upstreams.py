@@ -6,7 +6,7 @@ import base64
 
 from tokenpool_operator import upstreams
 
-from tokenpool import contract as c
+from tokenpool.contract import compiled as c
 
 REF = {"name": "cred", "key": "token"}
 GOOD = "0123456789abcdef" * 4

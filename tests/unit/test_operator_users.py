@@ -6,7 +6,7 @@ import base64
 
 from tokenpool_operator import users
 
-from tokenpool import contract as c
+from tokenpool.contract import compiled as c
 
 
 def secret(token: str, rotated_for: str = "", name: str = "alice-personal-token") -> dict:

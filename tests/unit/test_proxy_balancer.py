@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 from tokenpool_proxy.balancer import Balancer, NoCapacity, NoUpstream
-from tokenpool_proxy.health import HealthBook
 from tokenpool_proxy.index import RouteIndex
 from tokenpool_proxy.providers import augment, openai_compat
+from tokenpool_proxy.token_health import HealthBook
 
 from tests.support.proxy_routes import upstream_route, user_route
 

@@ -15,8 +15,8 @@ from tokenpool_proxy.kube_watch import ApiServer, Watcher, kinds
 
 from tests.support.proxy_routes import new_personal_token, upstream_route, user_route
 from tests.support.waiting import async_wait_for
-from tokenpool import contract
-from tokenpool.devtools.controlplane import free_port
+from tokenpool.contract import compiled as contract
+from tokenpool.dev.controlplane import free_port
 
 PA, PB = new_personal_token(), new_personal_token()
 

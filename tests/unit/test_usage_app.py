@@ -13,7 +13,13 @@ from tokenpool_proxy.index import RouteIndex
 from tokenpool_proxy.settings import ProxySettings
 from tokenpool_proxy.usage.service import UsageService
 
-from tokenpool.contract import AllocatedUpstream, Limits, UpstreamRoute, UserRoute, hash_personal_token
+from tokenpool.contract.compiled import (
+    AllocatedUpstream,
+    Limits,
+    UpstreamRoute,
+    UserRoute,
+    hash_personal_token,
+)
 
 PT = "a" * 64
 OTHER_PT = "b" * 64

@@ -8,7 +8,7 @@ from tokenpool_proxy.usage.counters import UsageBook, upstream_key, user_key
 from tokenpool_proxy.usage.merge import apply_delta
 
 from tests.support.usage_counting import served
-from tokenpool.status import HISTORY_DAYS, Usage, to_wire
+from tokenpool.contract.status_fields import HISTORY_DAYS, Usage, to_wire
 
 T0 = datetime(2026, 11, 25, 23, 59, 30, tzinfo=UTC)
 

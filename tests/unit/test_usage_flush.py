@@ -10,18 +10,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tokenpool_proxy.health import HealthBook
+from tokenpool_proxy.token_health import HealthBook
 from tokenpool_proxy.usage.clock import OffsetClock
 from tokenpool_proxy.usage.counters import UsageBook, user_key
 from tokenpool_proxy.usage.flush import Flusher
-from tokenpool_proxy.usage.health import HealthSync
+from tokenpool_proxy.usage.health_status import HealthSync
 from tokenpool_proxy.usage.limits import Limiter
 from tokenpool_proxy.usage.store import Conflict, Gone, Stored
 
 from tests.support.usage_counting import served
 from tests.support.waiting import async_wait_for
-from tokenpool.contract import KIND_UPSTREAM, KIND_USER, Limits
-from tokenpool.status import Usage
+from tokenpool.contract.compiled import KIND_UPSTREAM, KIND_USER, Limits
+from tokenpool.contract.status_fields import Usage
 
 
 class MemoryStore:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tokenpool_proxy.health import HealthBook
-from tokenpool_proxy.usage.health import HealthSync, merge_health, same
+from tokenpool_proxy.token_health import HealthBook
+from tokenpool_proxy.usage.health_status import HealthSync, merge_health, same
 
-from tokenpool.status import Health, rfc3339
+from tokenpool.contract.status_fields import Health, rfc3339
 
 
 def test_unhealthy_verdict_is_news_once_and_carries_only_the_category() -> None:

@@ -8,8 +8,8 @@ from tokenpool_proxy.usage.counters import UsageBook, user_key
 from tokenpool_proxy.usage.limits import Limiter
 
 from tests.support.usage_counting import served
-from tokenpool.contract import Limits
-from tokenpool.status import DayUsage, MinuteUsage, Usage
+from tokenpool.contract.compiled import Limits
+from tokenpool.contract.status_fields import DayUsage, MinuteUsage, Usage
 
 NOON = datetime(2026, 11, 25, 12, 0, 10, tzinfo=UTC)
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 from tokenpool_proxy.usage.clock import OffsetClock
 from tokenpool_proxy.usage.counters import upstream_key, user_key
-from tokenpool_proxy.usage.metrics import UsageMetrics
 from tokenpool_proxy.usage.service import UsageService
+from tokenpool_proxy.usage.usage_metrics import UsageMetrics
 
-from tokenpool.contract import Limits, UserRoute
+from tokenpool.contract.compiled import Limits, UserRoute
 
 ALICE = UserRoute(user="alice", token_sha256="0" * 64, limits=Limits(requests_per_day=2))
 

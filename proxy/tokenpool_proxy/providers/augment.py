@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from tokenpool.contract import UpstreamRoute
+from tokenpool.contract.compiled import UpstreamRoute
 
 from ..schemas import BadRequest, ChatMessage, ChatRequest
 from ..settings import ModelSpec

@@ -14,7 +14,7 @@ from typing import Literal, Protocol
 
 import aiohttp
 
-from tokenpool.contract import UpstreamRoute
+from tokenpool.contract.compiled import UpstreamRoute
 
 from ..schemas import ChatRequest
 from ..settings import ModelSpec

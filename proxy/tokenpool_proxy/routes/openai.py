@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
-from tokenpool.contract import UserRoute
+from tokenpool.contract.compiled import UserRoute
 
 from .. import chat
 from ..auth import openai_user, services

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from tokenpool.contract import UpstreamRoute, UserRoute
+from tokenpool.contract.compiled import UpstreamRoute, UserRoute
 
 from ..auth import plugin_user, plugin_user_info, services
 from ..errors import PluginError

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from tokenpool.contract import UserRoute
+from tokenpool.contract.compiled import UserRoute
 
 # "success"/"error": an upstream attempt; "handout": a token given to the plugin (DELETE /api/tokens).
 Outcome = Literal["success", "error", "handout"]

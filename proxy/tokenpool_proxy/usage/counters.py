@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tokenpool.contract import KIND_UPSTREAM, KIND_USER
-from tokenpool.status import Counts, Usage, utc_date, utc_minute
+from tokenpool.contract.compiled import KIND_UPSTREAM, KIND_USER
+from tokenpool.contract.status_fields import Counts, Usage, utc_date, utc_minute
 
 ObjectKey = tuple[str, str]  # (kind, name)
 

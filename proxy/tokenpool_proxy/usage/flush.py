@@ -28,12 +28,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tokenpool.contract import KIND_UPSTREAM, KIND_USER
-from tokenpool.status import Health, Usage, to_wire
+from tokenpool.contract.compiled import KIND_UPSTREAM, KIND_USER
+from tokenpool.contract.status_fields import Health, Usage, to_wire
 
 from .clock import Clock
 from .counters import Delta, ObjectKey, UsageBook
-from .health import HealthSync, merge_health, same
+from .health_status import HealthSync, merge_health, same
 from .merge import apply_delta
 from .store import Conflict, Gone, StatusStore, Stored
 

@@ -17,8 +17,8 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from tokenpool.contract import Limits
-from tokenpool.status import utc_date, utc_minute
+from tokenpool.contract.compiled import Limits
+from tokenpool.contract.status_fields import utc_date, utc_minute
 
 from .counters import UsageBook, user_key
 

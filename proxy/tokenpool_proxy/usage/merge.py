@@ -2,7 +2,7 @@
 
 Pure and deterministic: the same (document, delta, now) gives the same document, so a flush that
 lost a write race simply re-reads and re-applies. Each day's increments go to their own day, the
-history keeps the newest :data:`~tokenpool.status.HISTORY_DAYS` days, and ``today`` /
+history keeps the newest :data:`~tokenpool.contract.status_fields.HISTORY_DAYS` days, and ``today`` /
 ``todayByUpstream`` describe the UTC day of ``now`` (zero when nothing happened yet that day).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from tokenpool.status import (
+from tokenpool.contract.status_fields import (
     HISTORY_DAYS,
     Counts,
     DayUsage,

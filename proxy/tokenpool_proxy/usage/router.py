@@ -11,8 +11,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from tokenpool.contract import UserRoute
-from tokenpool.status import HISTORY_DAYS, to_wire
+from tokenpool.contract.compiled import UserRoute
+from tokenpool.contract.status_fields import HISTORY_DAYS, to_wire
 
 from ..auth import plugin_user
 from ..errors import PluginError

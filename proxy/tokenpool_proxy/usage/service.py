@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from tokenpool.contract import UserRoute
-from tokenpool.status import Usage, parse_rfc3339
+from tokenpool.contract.compiled import UserRoute
+from tokenpool.contract.status_fields import Usage, parse_rfc3339
 
 from . import LimitDenied, Outcome, UpstreamCounter
 from .clock import Clock
@@ -22,7 +22,7 @@ from .counters import UsageBook, upstream_key, user_key
 from .flush import Flusher
 from .limits import Limiter
 from .merge import apply_delta
-from .metrics import UsageMetrics
+from .usage_metrics import UsageMetrics
 
 
 class UsageService:

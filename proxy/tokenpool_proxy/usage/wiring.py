@@ -13,12 +13,12 @@ from ..services import Services
 from . import InMemoryUsage
 from .clock import OffsetClock
 from .flush import Flusher
-from .health import HealthSync
-from .metrics import UsageMetrics
+from .health_status import HealthSync
 from .router import router
 from .service import UsageService
 from .stats import pool_gauges
 from .store import KubeStatusStore, StatusStore
+from .usage_metrics import UsageMetrics
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tokenpool import contract
+from tokenpool.contract import compiled as contract
 
 DEMO_LABEL = "tokenpool.io/dev-demo"
 

@@ -16,7 +16,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tokenpool import contract
+from tokenpool.contract import compiled as contract
 
 FIELD_MANAGER = "tokenpool-dev"
 

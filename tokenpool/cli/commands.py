@@ -1,6 +1,6 @@
 """Admin commands of `tokenpool`: users, tokens, allocations, migration from the D1 system.
 
-Each command is a thin shell over :mod:`tokenpool.admin_ops` (Kubernetes API only); docs/cli.md
+Each command is a thin shell over :mod:`tokenpool.cli.operations` (Kubernetes API only); docs/cli.md
 lists the plain-kubectl equivalent of each. Results go to stdout (a created user's token alone,
 so scripts can capture it), explanations to stderr.
 """
@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from tokenpool.dev_cli import dev_command
+from tokenpool.dev.command import dev_command
 
 if TYPE_CHECKING:
-    from tokenpool.kubeclient import Target
+    from tokenpool.cli.target import Target
 
 T = TypeVar("T")
 users_app = typer.Typer(help="Create users, show or rotate their personal tokens, list them with usage.")
@@ -49,7 +49,7 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 def _target(kubeconfig: str | None, context: str | None, namespace: str | None) -> Target:
-    from tokenpool.kubeclient import TargetError, connect
+    from tokenpool.cli.target import TargetError, connect
 
     try:
         return connect(kubeconfig, context, namespace)
@@ -61,7 +61,7 @@ def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call an admin operation; its errors (and unreachable API servers) become one clear line."""
     from urllib3.exceptions import HTTPError
 
-    from tokenpool.admin_ops import AdminError
+    from tokenpool.cli.operations import AdminError
 
     try:
         return fn(*args, **kwargs)
@@ -89,14 +89,14 @@ def users_create(
 
     Only the token goes to stdout: `TOKEN=$(tokenpool users create alice)`.
     """
-    from tokenpool import admin_ops
+    from tokenpool.cli import operations
 
     if role not in ("User", "Admin"):
         _fail(f"--role must be User or Admin, not {role!r}", code=2)
     target = _target(kubeconfig, context, namespace)
-    _run(admin_ops.create_user, target, name, email=email, role=role, quota=quota, display_name=display_name)
+    _run(operations.create_user, target, name, email=email, role=role, quota=quota, display_name=display_name)
     typer.echo(f"created PoolUser {target.namespace}/{name}; waiting for its personal token ...", err=True)
-    token = _run(admin_ops.wait_personal_token, target, name, timeout)
+    token = _run(operations.wait_personal_token, target, name, timeout)
     typer.echo(token)
     typer.echo("Give this personal token to the user; `tokenpool users token NAME` shows it again.", err=True)
 
@@ -109,10 +109,10 @@ def users_token(
     namespace: Namespace = None,
 ) -> None:
     """Print a user's current personal token (read from its Secret)."""
-    from tokenpool import admin_ops
+    from tokenpool.cli import operations
 
     target = _target(kubeconfig, context, namespace)
-    token = _run(admin_ops.personal_token, target, name)
+    token = _run(operations.personal_token, target, name)
     if not token:
         _fail(f"{name!r} has no personal token yet: the operator has not generated it (is it running?)")
     typer.echo(token)
@@ -127,32 +127,32 @@ def users_rotate(
     namespace: Namespace = None,
 ) -> None:
     """Replace a user's personal token with a new one and print it; the old one stops working."""
-    from tokenpool import admin_ops
+    from tokenpool.cli import operations
 
     target = _target(kubeconfig, context, namespace)
-    old = _run(admin_ops.rotate, target, name)
+    old = _run(operations.rotate, target, name)
     typer.echo(f"asked the operator to rotate the personal token of {name}; waiting ...", err=True)
-    typer.echo(_run(admin_ops.wait_personal_token, target, name, timeout, previous=old))
+    typer.echo(_run(operations.wait_personal_token, target, name, timeout, previous=old))
 
 
 @users_app.command("list")
 def users_list(kubeconfig: Kubeconfig = None, context: Context = None, namespace: Namespace = None) -> None:
     """List users with their quota, allocated tokens, readiness and usage (today and total)."""
-    from tokenpool import admin_listing
+    from tokenpool.cli import tables
 
     target = _target(kubeconfig, context, namespace)
-    rows = _run(admin_listing.user_rows, target)
-    typer.echo(admin_listing.table(rows) if rows else f"No PoolUsers in namespace {target.namespace}.")
+    rows = _run(tables.user_rows, target)
+    typer.echo(tables.table(rows) if rows else f"No PoolUsers in namespace {target.namespace}.")
 
 
 @tokens_app.command("list")
 def tokens_list(kubeconfig: Kubeconfig = None, context: Context = None, namespace: Namespace = None) -> None:
     """List upstream tokens with readiness, health, allocation count and usage."""
-    from tokenpool import admin_listing
+    from tokenpool.cli import tables
 
     target = _target(kubeconfig, context, namespace)
-    rows = _run(admin_listing.token_rows, target)
-    typer.echo(admin_listing.table(rows) if rows else f"No UpstreamTokens in namespace {target.namespace}.")
+    rows = _run(tables.token_rows, target)
+    typer.echo(tables.table(rows) if rows else f"No UpstreamTokens in namespace {target.namespace}.")
 
 
 def _parse_selector(selector: str) -> dict[str, str]:
@@ -186,19 +186,19 @@ def allocate(
     Then waits for the operator: prints the granted tokens, or fails (exit 1) with its reason,
     e.g. QuotaExceeded when the user's tokenQuota does not allow more.
     """
-    from tokenpool import admin_ops
+    from tokenpool.cli import operations
 
     names = [t.strip() for t in tokens.split(",") if t.strip()] if tokens else None
     labels = _parse_selector(selector) if selector else None
     if bool(names) == bool(labels):
         _fail("give either --tokens or --selector (with --count)", code=2)
     target = _target(kubeconfig, context, namespace)
-    obj = _run(admin_ops.allocate, target, user, names, labels, count, priority, name)
+    obj = _run(operations.allocate, target, user, names, labels, count, priority, name)
     alloc = obj["metadata"]["name"]
     typer.echo(f"tokenallocation.tokenpool.io/{alloc} created")
     if not wait:
         return
-    verdict = _run(admin_ops.wait_allocation, target, alloc, wait)
+    verdict = _run(operations.wait_allocation, target, alloc, wait)
     if verdict is None:
         typer.secho(f"warning: the operator has not reconciled {alloc} within {wait:g}s", err=True)
     elif not verdict.ready:
@@ -226,8 +226,8 @@ def migrate(
     """
     import yaml
 
-    from tokenpool.migrate import MigrationError
-    from tokenpool.migrate import migrate as convert
+    from tokenpool.cli.d1_migration import MigrationError
+    from tokenpool.cli.d1_migration import migrate as convert
 
     try:
         result = convert(dump.read_text(encoding="utf-8-sig"), namespace)  # tolerate a BOM

@@ -32,7 +32,9 @@ class TokenState:
     cooldown_until: float = 0.0  # monotonic
     cooldown_reason: str = ""
     consecutive_failures: int = 0
-    last_error: str = ""  # a category (tokenpool.status), never an upstream body: it may echo secrets
+    last_error: str = (
+        ""  # a category (tokenpool.contract.status_fields), never an upstream body: it may echo secrets
+    )
 
     def recent_count(self, now: float, window: float) -> float:
         return self.recent * math.exp(-(now - self.recent_at) / window) if self.recent else 0.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tokenpool.admin_cli import register as register_admin_commands
+from tokenpool.cli.commands import register as register_admin_commands
 
 app = typer.Typer(
     name="tokenpool",

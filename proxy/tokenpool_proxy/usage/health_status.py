@@ -1,7 +1,7 @@
 """Sharing what the balancer learns about upstream tokens through ``UpstreamToken.status.health``.
 
-The balancer's :class:`tokenpool_proxy.health.HealthBook` is the live truth of this replica. Once
-per flush :class:`HealthSync` turns its ``snapshot()`` into :class:`~tokenpool.status.Health`
+The balancer's :class:`tokenpool_proxy.token_health.HealthBook` is the live truth of this replica. Once
+per flush :class:`HealthSync` turns its ``snapshot()`` into :class:`~tokenpool.contract.status_fields.Health`
 documents and reports the tokens whose verdict changed *here* since the last flush ("news");
 the flusher writes those. In the other direction it applies what other replicas wrote (read from
 the API server on every flush) to the balancer, so a replica stops using a token another one
@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from tokenpool.status import Health, HealthState, parse_rfc3339, rfc3339
+from tokenpool.contract.status_fields import Health, HealthState, parse_rfc3339, rfc3339
 
 from .clock import Clock, SystemClock
 

@@ -9,7 +9,7 @@ Flags chosen to start fast (a few seconds) and stay close to a real cluster:
 * ``--enable-priority-and-fairness=false``: APF adds start-up work and throttles bursts of test
   requests; nothing here depends on it;
 * etcd with ``--unsafe-no-fsync``: its data is thrown away anyway, fsync would dominate latency;
-* ECDSA keys (see :mod:`tokenpool.devtools.pki`).
+* ECDSA keys (see :mod:`tokenpool.dev.pki`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import kubernetes
 
-from tokenpool.devtools import binaries, kubeconfig, pki
-from tokenpool.devtools.processes import ManagedProcess, register_cleanup, unregister_cleanup
+from tokenpool.dev import binaries, kubeconfig, pki
+from tokenpool.dev.processes import ManagedProcess, register_cleanup, unregister_cleanup
 
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"

@@ -15,8 +15,8 @@ from typing import Any, cast
 
 from kubernetes.client.exceptions import ApiException
 
-from tokenpool import contract
-from tokenpool.kubeclient import Target
+from tokenpool.cli.target import Target
+from tokenpool.contract import compiled as contract
 
 
 class AdminError(RuntimeError):

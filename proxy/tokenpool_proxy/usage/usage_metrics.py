@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from tokenpool.contract import KIND_USER
+from tokenpool.contract.compiled import KIND_USER
 
 if TYPE_CHECKING:
     from .service import UsageService

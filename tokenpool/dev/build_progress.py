@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tokenpool.devtools import binaries
+from tokenpool.dev import binaries
 
 # Per step: rough share of the total build time, and how many packages `go build -v` lists
 # (`go list -deps` of kube-apiserver v1.37.2 and etcd v3.7.0: about 2070 and 570; helm is built by

@@ -17,8 +17,9 @@ from typing import IO, TypeVar
 import typer
 import yaml
 
-from tokenpool.devtools import ControlPlane, binaries
-from tokenpool.devtools.processes import ManagedProcess
+from tokenpool.dev import binaries
+from tokenpool.dev.controlplane import ControlPlane
+from tokenpool.dev.processes import ManagedProcess
 
 T = TypeVar("T")
 REPO_ROOT = binaries.REPO_ROOT
@@ -109,7 +110,7 @@ class DevSession:
             old.unlink()
 
     def start_cluster(self, use_current: bool, kubeconfig: str | None) -> ControlPlane:
-        from tokenpool.dev_build import ensure_binaries
+        from tokenpool.dev.build_progress import ensure_binaries
 
         t = time.monotonic()
         if use_current or kubeconfig:

@@ -12,10 +12,10 @@ import logging
 import secrets
 from typing import Any
 
-from tokenpool import contract as c
+from tokenpool.contract import compiled as c
 from tokenpool_operator.conditions import now_rfc3339
 from tokenpool_operator.kube import Kube, KubeError, core_path, cr_path
-from tokenpool_operator.metrics import OperatorMetrics
+from tokenpool_operator.reconcile_metrics import OperatorMetrics
 
 log = logging.getLogger(__name__)
 Body = dict[str, Any]

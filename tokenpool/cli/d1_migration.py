@@ -26,7 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokenpool import contract
+from tokenpool.contract import compiled as contract
 
 ANNOTATION_D1_ID = "tokenpool.io/d1-id"
 ANNOTATION_D1_CREATED_AT = "tokenpool.io/d1-created-at"

@@ -1,6 +1,6 @@
 """Prometheus metrics of one operator process, in a registry of its own (tests build many queues).
 
-Served as ``GET /metrics`` next to ``/healthz`` (:mod:`tokenpool_operator.health`). Label values
+Served as ``GET /metrics`` next to ``/healthz`` (:mod:`tokenpool_operator.liveness`). Label values
 come from small fixed sets — work-item kinds (``user``, ``token``, ``count``), outcomes, Kubernetes
 resource plurals, write verbs, Event types and reasons — and never from object names or contents:
 a thousand users must not make a thousand series, and nothing secret may leak into a scrape.

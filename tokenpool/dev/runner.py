@@ -21,9 +21,12 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError
 
-from tokenpool import contract
-from tokenpool.dev_demo import DEMO_LABEL, Instructions, demo_users, http_json, point_at_fake
-from tokenpool.dev_session import (
+from tokenpool.contract import compiled as contract
+from tokenpool.dev import binaries
+from tokenpool.dev.controlplane import ControlPlaneError
+from tokenpool.dev.demo import DEMO_LABEL, Instructions, demo_users, http_json, point_at_fake
+from tokenpool.dev.processes import ManagedProcess, register_cleanup
+from tokenpool.dev.session import (
     REPO_ROOT,
     DevError,
     DevSession,
@@ -34,14 +37,12 @@ from tokenpool.dev_session import (
     port_free,
     wait_until,
 )
-from tokenpool.devtools import ControlPlaneError, binaries
-from tokenpool.devtools.processes import ManagedProcess, register_cleanup
 
 
 def start_fake_upstream(session: DevSession) -> tuple[ManagedProcess, int]:
     """Started first, before the control plane: it depends on nothing and its start-up overlaps."""
     port = free_port()
-    argv = [sys.executable, "-m", "tokenpool.devtools.fake_augment", "--port", str(port), "--no-record"]
+    argv = [sys.executable, "-m", "tokenpool.dev.fake_upstream", "--port", str(port), "--no-record"]
     return session.spawn("fake-augment", argv, {}), port
 
 
@@ -79,7 +80,7 @@ def start_servers(session: DevSession, kubeconfig_path: str) -> None:
 
 def wait_user(session: DevSession, target: Any, url: str, name: str) -> str:
     """The user's personal token, once the operator generated it and the proxy accepts it."""
-    from tokenpool.admin_ops import personal_token
+    from tokenpool.cli.operations import personal_token
 
     def token() -> str:
         return personal_token(target, name) or ""
@@ -95,7 +96,8 @@ def wait_user(session: DevSession, target: Any, url: str, name: str) -> str:
 
 def run(session: DevSession, use_current: bool, kubeconfig: str | None, demo: bool | None) -> Instructions:
     """Start everything and wait until the printed instructions work; return them."""
-    from tokenpool.kubeapply import (
+    from tokenpool.cli.target import Target
+    from tokenpool.dev.manifests import (
         apply,
         apply_all,
         established,
@@ -103,7 +105,6 @@ def run(session: DevSession, use_current: bool, kubeconfig: str | None, demo: bo
         namespace_exists,
         wait_crds_established,
     )
-    from tokenpool.kubeclient import Target
 
     if not (REPO_ROOT / "crds").is_dir() or not (REPO_ROOT / "examples").is_dir():
         raise DevError(
@@ -206,7 +207,7 @@ def run_dev(
     state_dir: Path | None,
     timeout: float,
 ) -> None:
-    """The body of `tokenpool dev` (tokenpool/dev_cli.py): run until Ctrl-C, exit 1 on errors."""
+    """The body of `tokenpool dev` (tokenpool/dev/command.py): run until Ctrl-C, exit 1 on errors."""
     stop_on_signals()
     session = DevSession(state_dir or default_state_dir(), namespace, port, timeout)
     started = time.monotonic()

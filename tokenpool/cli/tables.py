@@ -1,6 +1,6 @@
 """The admin CLI's listings: users and upstream tokens with readiness and usage from status.
 
-Usage comes from ``status.usage`` as the proxy writes it (:mod:`tokenpool.status`); "today" is
+Usage comes from ``status.usage`` as the proxy writes it (:mod:`tokenpool.contract.status_fields`); "today" is
 the current UTC day, so a ``today`` block left from an earlier day counts as zero.
 """
 
@@ -12,10 +12,10 @@ from typing import Any, cast
 
 from kubernetes.client.exceptions import ApiException
 
-from tokenpool import contract
-from tokenpool.admin_ops import explain
-from tokenpool.kubeclient import Target
-from tokenpool.status import Counts, Usage, utc_date
+from tokenpool.cli.operations import explain
+from tokenpool.cli.target import Target
+from tokenpool.contract import compiled as contract
+from tokenpool.contract.status_fields import Counts, Usage, utc_date
 
 
 def _list(target: Target, plural: str) -> list[dict[str, Any]]:

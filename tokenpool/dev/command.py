@@ -49,6 +49,6 @@ def dev_command(
     Prints the proxy URL, the demo users' personal tokens and commands that work as printed.
     Ctrl-C stops everything.
     """
-    from tokenpool.dev import run_dev
+    from tokenpool.dev.runner import run_dev
 
     run_dev(use_current_context, kubeconfig, namespace, port, demo, state_dir, timeout)

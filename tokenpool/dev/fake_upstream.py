@@ -1,6 +1,6 @@
 """A fake Augment upstream: a real HTTP server speaking the ``chat-stream`` protocol.
 
-Run it with ``python -m tokenpool.devtools.fake_augment --port N``; any path prefix is a tenant
+Run it with ``python -m tokenpool.dev.fake_upstream --port N``; any path prefix is a tenant
 (``http://127.0.0.1:N/t1/`` and ``http://127.0.0.1:N/`` both work). It is the demo upstream of
 ``tokenpool dev``, the upstream of the integration tests and the baseline of the benchmark, so it
 is lean (plain aiohttp, one write per answer when no delay is asked).

@@ -1,0 +1,5 @@
+"""``python -m tokenpool.cli``: the same as the ``tokenpool`` console script."""
+
+from tokenpool.cli.main import app
+
+app()
