@@ -24,25 +24,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
-from tokenpool_operator.kube import Kube, core_path, cr_path
-
 from tests.support.kubectl import run_kubectl
 from tests.support.operator_fixtures import OperatorProcess
 from tests.support.waiting import async_wait_for
 from tokenpool.contract import compiled as c
 from tokenpool.dev import binaries
 from tokenpool.dev.controlplane import ControlPlane
+from tokenpool.kube.client import KubeClient, core_path, cr_path
 
 ROOT = Path(__file__).resolve().parents[1]
 POOLS = 10
 
 
-def kube_for(kubeconfig: str, limit: int) -> Kube:
-    cfg = k8s_client.Configuration()
-    k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-    return Kube(cfg, limit=limit)
+def kube_for(kubeconfig: str, limit: int) -> KubeClient:
+    return KubeClient.from_environment(kubeconfig, limit=limit)
 
 
 async def bounded(n: int, concurrency: int, make) -> float:  # type: ignore[no-untyped-def]
@@ -58,7 +53,7 @@ async def bounded(n: int, concurrency: int, make) -> float:  # type: ignore[no-u
     return time.monotonic() - start
 
 
-async def baseline(kube: Kube, ns: str, n: int, concurrency: int) -> float:
+async def baseline(kube: KubeClient, ns: str, n: int, concurrency: int) -> float:
     """ConfigMap creations per second, straight to the API server."""
     await kube.create("/api/v1/namespaces", {"metadata": {"name": ns}})
 
@@ -70,7 +65,7 @@ async def baseline(kube: Kube, ns: str, n: int, concurrency: int) -> float:
     return n / await bounded(n, concurrency, make)
 
 
-async def seed(kube: Kube, ns: str, users: int, tokens: int, first: int = 0) -> int:
+async def seed(kube: KubeClient, ns: str, users: int, tokens: int, first: int = 0) -> int:
     """Tokens (with credential Secrets), users, and per user one selector allocation (count 1)
     plus, for every 10th user, one allocation by name. Returns the number of custom resources."""
     if first == 0:
@@ -120,7 +115,7 @@ def cpu_seconds(op: OperatorProcess) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def count_converged(kube: Kube, ns: str) -> tuple[int, int, int]:
+async def count_converged(kube: KubeClient, ns: str) -> tuple[int, int, int]:
     """(user routes, upstream routes, allocations with granted tokens) in the namespace."""
     routes = await kube.get(core_path(ns, "configmaps") + f"?labelSelector={c.LABEL_ROUTE}%3D{c.ROUTE_USER}")
     ups = await kube.get(core_path(ns, "secrets") + f"?labelSelector={c.LABEL_ROUTE}%3D{c.ROUTE_UPSTREAM}")
@@ -194,7 +189,7 @@ async def measure(args: argparse.Namespace, plane: ControlPlane, holder: list[Op
         await kube.close()
 
 
-async def route_versions(kube: Kube, ns: str) -> dict[str, str]:
+async def route_versions(kube: KubeClient, ns: str) -> dict[str, str]:
     """resourceVersion of every compiled object (user routes and upstream routes)."""
     out = {}
     for plural in ("configmaps", "secrets"):

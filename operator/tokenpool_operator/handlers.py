@@ -18,9 +18,10 @@ from typing import Any
 import kopf
 
 from tokenpool.contract import compiled as c
+from tokenpool.kube import credentials
+from tokenpool.kube.client import KubeClient
 from tokenpool_operator import listing, liveness
 from tokenpool_operator.cache import Cache
-from tokenpool_operator.kube import Kube, load_configuration
 from tokenpool_operator.sync import Reconciler
 
 G, V = c.GROUP, c.VERSION
@@ -109,6 +110,26 @@ def _owned_changed(rec: Reconciler, plural: str, type: str | None, body: kopf.Bo
         rec.user(ns, owner)
 
 
+@kopf.on.login()
+async def login(**_: Any) -> kopf.ConnectionInfo:
+    """Kopf's watches use the same cluster and identity as the operator's own client (found like
+    kubectl finds it: :mod:`tokenpool.kube.credentials`). Kopf calls this again after a 401."""
+    cfg = credentials.load()
+    token = await asyncio.to_thread(cfg.token.current) if cfg.token is not None else None
+    return kopf.ConnectionInfo(
+        server=cfg.server,
+        default_namespace=cfg.namespace,
+        ca_data=cfg.ca_data,
+        insecure=cfg.insecure,
+        token=token,
+        certificate_data=cfg.client_cert,
+        private_key_data=cfg.client_key,
+        username=cfg.username,
+        password=cfg.password,
+        expiration=cfg.token.expires_at if cfg.token is not None else None,
+    )
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.posting.level = logging.WARNING  # our own Events are explicit; Kopf posts only problems
@@ -116,7 +137,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.persistence.finalizer = "operator.tokenpool.io/finalizer"
     settings.watching.server_timeout = 300
-    kube = Kube(load_configuration())
+    kube = KubeClient(credentials.load())
     rec = Reconciler(memo.settings, kube, memo.state, Cache())
     memo.reconciler = rec
     loaded = await listing.load(rec, memo.settings.namespaces)

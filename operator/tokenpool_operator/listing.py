@@ -6,30 +6,23 @@ import time
 from typing import Any
 
 from tokenpool.contract import compiled as c
-from tokenpool_operator.kube import Kube, cr_path
+from tokenpool.kube.client import KubeClient, cr_path
 from tokenpool_operator.sync import Reconciler
 
 KINDS = {"token": c.KIND_UPSTREAM, "user": c.KIND_USER, "allocation": c.KIND_ALLOCATION}
 PLURALS = {"token": c.PLURAL_UPSTREAM, "user": c.PLURAL_USER, "allocation": c.PLURAL_ALLOCATION}
-PAGE = 500
 
 
-async def list_kind(kube: Kube, namespaces: list[str], kind: str) -> list[dict[str, Any]]:
+async def list_kind(kube: KubeClient, namespaces: list[str], kind: str) -> list[dict[str, Any]]:
     """Every object of ``kind`` in the watched namespaces (all namespaces when none), paginated.
     List items carry no apiVersion/kind: they are filled in."""
     plural = PLURALS[kind]
     paths = [cr_path(ns, plural) for ns in namespaces] or [f"/apis/{c.GROUP}/{c.VERSION}/{plural}"]
     items: list[dict[str, Any]] = []
     for path in paths:
-        token = ""
-        while True:
-            page = await kube.get(f"{path}?limit={PAGE}" + (f"&continue={token}" if token else "")) or {}
-            for item in page.get("items") or ():
-                item["apiVersion"], item["kind"] = c.API_VERSION, KINDS[kind]
-                items.append(item)
-            token = (page.get("metadata") or {}).get("continue") or ""
-            if not token:
-                break
+        for item in (await kube.list(path))["items"]:
+            item["apiVersion"], item["kind"] = c.API_VERSION, KINDS[kind]
+            items.append(item)
     return items
 
 

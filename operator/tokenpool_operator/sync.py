@@ -13,11 +13,11 @@ from collections.abc import Hashable
 from typing import Any, cast
 
 from tokenpool.contract import compiled as c
+from tokenpool.kube.client import KubeClient, KubeError, core_path
 from tokenpool_operator import allocations as alloc_mod
 from tokenpool_operator import upstreams, users
 from tokenpool_operator.cache import Cache
 from tokenpool_operator.conditions import Cond, find, merge, now_rfc3339, ready
-from tokenpool_operator.kube import Kube, KubeError, core_path
 from tokenpool_operator.reconcile_metrics import OperatorMetrics
 from tokenpool_operator.settings import OperatorSettings
 from tokenpool_operator.state import State
@@ -31,7 +31,7 @@ Body = dict[str, Any]
 
 
 class Reconciler:
-    def __init__(self, settings: OperatorSettings, kube: Kube, state: State, cache: Cache) -> None:
+    def __init__(self, settings: OperatorSettings, kube: KubeClient, state: State, cache: Cache) -> None:
         self.settings = settings
         self.metrics = OperatorMetrics()
         self.writer = Writer(kube, self.metrics)

@@ -13,8 +13,8 @@ import secrets
 from typing import Any
 
 from tokenpool.contract import compiled as c
+from tokenpool.kube.client import KubeClient, KubeError, core_path, cr_path
 from tokenpool_operator.conditions import now_rfc3339
-from tokenpool_operator.kube import Kube, KubeError, core_path, cr_path
 from tokenpool_operator.reconcile_metrics import OperatorMetrics
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class Writer:
     from the API to know whether its objects exist or are up to date.
     """
 
-    def __init__(self, kube: Kube, metrics: OperatorMetrics | None = None) -> None:
+    def __init__(self, kube: KubeClient, metrics: OperatorMetrics | None = None) -> None:
         self.kube = kube
         self.metrics = metrics or OperatorMetrics()
         self._owned: dict[tuple[str, str, str], Body] = {}  # (plural, ns, name) → object
@@ -59,17 +59,9 @@ class Writer:
 
     async def _list(self, path: str) -> tuple[dict[tuple[str, str, str], Body], str]:
         plural = path.rsplit("/", 1)[1]
-        query = f"?labelSelector={c.LABEL_MANAGED_BY}%3D{c.MANAGED_BY}&limit=500"
-        items: dict[tuple[str, str, str], Body] = {}
-        snapshot, token = "", ""
-        while True:
-            page = await self.kube.get(path + query + (f"&continue={token}" if token else "")) or {}
-            snapshot = snapshot or (page.get("metadata") or {}).get("resourceVersion", "")
-            for item in page.get("items") or ():
-                items[(plural, item["metadata"]["namespace"], item["metadata"]["name"])] = item
-            token = (page.get("metadata") or {}).get("continue") or ""
-            if not token:
-                return items, snapshot
+        listed = await self.kube.list(path, {"labelSelector": f"{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"})
+        items = {(plural, i["metadata"]["namespace"], i["metadata"]["name"]): i for i in listed["items"]}
+        return items, str((listed.get("metadata") or {}).get("resourceVersion", ""))
 
     def remember(self, plural: str, obj: Body) -> bool:
         """Record an owned object as the API has it; False if the cache already had this version

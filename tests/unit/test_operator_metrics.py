@@ -8,13 +8,13 @@ from typing import Any
 import aiohttp
 from prometheus_client import CONTENT_TYPE_LATEST
 from tokenpool_operator import liveness
-from tokenpool_operator.kube import KubeError
 from tokenpool_operator.reconcile_metrics import OperatorMetrics
 from tokenpool_operator.workqueue import WorkQueue
 from tokenpool_operator.writer import Writer
 
 from tests.support.waiting import async_wait_for
 from tokenpool.dev.controlplane import free_port
+from tokenpool.kube.client import KubeError
 
 
 def sample(m: OperatorMetrics, name: str, **labels: str) -> float:
