@@ -15,20 +15,23 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from starlette.types import ASGIApp
 
+from tokenpool.kube.client import KubeClient
+
 from . import errors
 from .balancer import Balancer
 from .edge import Edge
 from .index import RouteIndex
-from .kube_watch import Watcher, kinds, load_api_server
 from .providers.augment import AugmentProvider
 from .providers.openai_compat import OpenAIProvider
 from .request_metrics import Metrics
+from .route_watch import Watcher, kinds
 from .routes import openai, ops, plugin
 from .services import Services
 from .settings import ProxySettings
 from .token_health import HealthBook
 from .usage import InMemoryUsage, UsageSink
 from .usage import wiring as usage_wiring
+from .usage.store import KubeStatusStore
 
 
 def upstream_session(settings: ProxySettings) -> aiohttp.ClientSession:
@@ -90,12 +93,10 @@ def create_app(
         )
         svc.providers["OpenAI"] = OpenAIProvider(session)
         tasks: list[asyncio.Task[None]] = []
-        kube = aiohttp.ClientSession() if watch else None
+        kube = KubeClient.from_environment(settings.kubeconfig or None) if watch else None
         if kube is not None:
-            api = load_api_server(settings.kubeconfig)
             for kind in kinds(index):
                 watcher = Watcher(
-                    api,
                     kube,
                     settings.namespace,
                     kind,
@@ -103,7 +104,7 @@ def create_app(
                     settings.watch_retry_seconds,
                 )
                 tasks.append(asyncio.create_task(watcher.run(), name=f"watch-{kind.resource}"))
-            await usage_wiring.start(svc)  # write-back needs the API server, like the watch
+            await usage_wiring.start(svc, KubeStatusStore(kube, settings.namespace))
         try:
             yield
         finally:

@@ -2,7 +2,7 @@
 
 A personal token is looked up by its sha256 in the in-memory index (never compared in clear, so
 no timing oracle on the token; never sent to the API server). Two error dialects: the plugin's
-(``{"error": ...}``, DESIGN.md "Proxy API") and OpenAI's (``{"error": {message, type, code}}``).
+(``{"error": ...}``, docs/proxy.md "Plugin API") and OpenAI's (``{"error": {message, type, code}}``).
 """
 
 from __future__ import annotations

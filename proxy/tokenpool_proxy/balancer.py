@@ -1,4 +1,4 @@
-"""Choosing an upstream token for one request (DESIGN.md "Upstream", docs/proxy.md).
+"""Choosing an upstream token for one request (docs/proxy.md, "Balancer").
 
 Rules:
 1. Candidates are the user's allocated upstreams (in the compiled order) of the requested

@@ -1,10 +1,11 @@
 """Feeds the route index from the API server: list, then watch, per kind; relist on any gap.
 
 The compiled ConfigMaps (users) and Secrets (upstreams) labelled ``tokenpool.io/route`` in the
-proxy's namespace are read with plain list/watch calls over the one aiohttp stack the proxy
-already has (no extra client threads). A full list *replaces* that kind in the index, so objects
-deleted while the watch was down disappear at the resync instead of being served stale. When the
-API server is unreachable the index is left as it is and the proxy keeps serving it.
+proxy's namespace are read with plain list/watch calls of the project's Kubernetes client
+(:mod:`tokenpool.kube.client`, on aiohttp like the rest of the proxy: no client threads). A
+full list *replaces* that kind in the index, so objects deleted while the watch was down
+disappear at the resync instead of being served stale. When the API server is unreachable the
+index is left as it is and the proxy keeps serving it.
 """
 
 from __future__ import annotations
@@ -12,65 +13,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import orjson
 from pydantic import ValidationError
 
 from tokenpool.contract import compiled as contract
+from tokenpool.kube.client import KubeClient, KubeError, WatchExpired, core_path
 
 from .index import RouteIndex
 
 log = logging.getLogger("tokenpool.proxy.watch")
-
-
-@dataclass(frozen=True)
-class ApiServer:
-    host: str
-    ssl: ssl.SSLContext | bool
-    auth: Callable[[], str | None]  # current Authorization header value (tokens may rotate)
-
-
-def load_api_server(kubeconfig: str = "") -> ApiServer:
-    """kubeconfig path, else in-cluster service account, else $KUBECONFIG / ~/.kube/config."""
-    from kubernetes import client, config
-
-    cfg = client.Configuration()
-    if kubeconfig:
-        config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-    else:
-        try:
-            config.load_incluster_config(client_configuration=cfg)
-        except config.ConfigException:
-            config.load_kube_config(client_configuration=cfg)
-    ctx: ssl.SSLContext | bool
-    if cfg.host.startswith("https"):
-        ctx = (
-            ssl.create_default_context(cafile=cfg.ssl_ca_cert)
-            if cfg.ssl_ca_cert
-            else ssl.create_default_context()
-        )
-        if cfg.cert_file:
-            ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
-        if not cfg.verify_ssl:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-    else:
-        ctx = False
-
-    def auth() -> str | None:
-        value = cfg.get_api_key_with_prefix("BearerToken", alias="authorization")
-        return str(value) if value else None
-
-    return ApiServer(cfg.host.rstrip("/"), ctx, auth)
-
-
-class Gone(Exception):
-    """The watch's resourceVersion is too old (410): relist."""
 
 
 @dataclass(frozen=True)
@@ -113,24 +68,18 @@ def kinds(index: RouteIndex) -> list[Kind]:
 class Watcher:
     def __init__(
         self,
-        api: ApiServer,
-        session: aiohttp.ClientSession,
+        kube: KubeClient,
         namespace: str,
         kind: Kind,
         watch_timeout_s: int = 300,
         retry_s: float = 1.0,
     ) -> None:
-        self.api = api
-        self.session = session
+        self.kube = kube
         self.kind = kind
-        self.url = f"{api.host}/api/v1/namespaces/{namespace}/{kind.resource}"
-        self.selector = f"{contract.LABEL_ROUTE}={kind.route}"
+        self.path = core_path(namespace, kind.resource)
+        self.selector = {"labelSelector": f"{contract.LABEL_ROUTE}={kind.route}"}
         self.watch_timeout_s = watch_timeout_s
         self.retry_s = retry_s
-
-    def _headers(self) -> dict[str, str]:
-        token = self.api.auth()
-        return {"Authorization": token} if token else {}
 
     def _parse(self, obj: dict[str, Any]) -> Any | None:
         name = obj.get("metadata", {}).get("name", "?")
@@ -142,17 +91,9 @@ class Watcher:
             return None
 
     async def list(self) -> str:
-        params = {"labelSelector": self.selector}
-        async with self.session.get(
-            self.url, params=params, headers=self._headers(), ssl=self.api.ssl
-        ) as resp:
-            if resp.status != 200:
-                raise aiohttp.ClientResponseError(
-                    resp.request_info, (), status=resp.status, message="list failed"
-                )
-            body = orjson.loads(await resp.read())
+        body = await self.kube.list(self.path, self.selector)
         routes = []
-        for obj in body.get("items") or ():
+        for obj in body["items"]:
             route = self._parse(obj)
             if route is not None:
                 routes.append((obj["metadata"]["name"], route))
@@ -160,34 +101,12 @@ class Watcher:
         return str(body["metadata"]["resourceVersion"])
 
     async def watch(self, rv: str) -> str:
-        params = {
-            "labelSelector": self.selector,
-            "watch": "1",
-            "resourceVersion": rv,
-            "allowWatchBookmarks": "true",
-            "timeoutSeconds": str(self.watch_timeout_s),
-        }
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=self.watch_timeout_s + 30)
-        async with self.session.get(
-            self.url, params=params, headers=self._headers(), ssl=self.api.ssl, timeout=timeout
-        ) as resp:
-            if resp.status == 410:
-                raise Gone()
-            if resp.status != 200:
-                raise aiohttp.ClientResponseError(
-                    resp.request_info, (), status=resp.status, message="watch failed"
-                )
-            async for line in resp.content:
-                if line.strip():
-                    rv = self._event(orjson.loads(line), rv)
+        async for event in self.kube.watch(self.path, rv, self.selector, self.watch_timeout_s):
+            rv = self._event(event, rv)
         return rv
 
     def _event(self, event: dict[str, Any], rv: str) -> str:
         etype, obj = event.get("type"), event.get("object") or {}
-        if etype == "ERROR":
-            if obj.get("code") == 410:
-                raise Gone()
-            raise aiohttp.ClientError(f"watch error: {obj.get('message')}")
         meta = obj.get("metadata") or {}
         name = meta.get("name")
         if etype in ("ADDED", "MODIFIED") and name:
@@ -204,12 +123,12 @@ class Watcher:
         while True:
             try:
                 rv = await self.list()
-                log.info("synced %s (%s)", self.kind.resource, self.selector)
+                log.info("synced %s (%s)", self.kind.resource, self.selector["labelSelector"])
                 while True:
                     rv = await self.watch(rv)
-            except Gone:
+            except WatchExpired:
                 log.info("watch of %s expired; relisting", self.kind.resource)
-            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            except (KubeError, aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
                 log.warning(
                     "watch of %s failed (%s); retrying, serving the last known routes",
                     self.kind.resource,

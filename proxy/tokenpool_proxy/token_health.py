@@ -1,9 +1,9 @@
 """What this proxy knows about each upstream token: load, recent use and health.
 
 One object (:class:`HealthBook`) holds it all, so the balancer decides from it and the usage /
-health write-back (issue 5) can read it (``snapshot()``) to publish ``status.health``.
+health write-back (:mod:`.usage.health_status`) can read it (``snapshot()``) to publish ``status.health``.
 
-Health verdicts follow reference/augment-protocol.md:
+Health verdicts follow docs/augment-protocol.md, "Errors and what the pool does":
 * ``unhealthy``: the account is unusable (revoked, suspended, out of credits). No traffic until
   the compiled route changes (an admin rotated the credential / cleared it) — see ``forget``.
 * cool-down: transient trouble (429, "Request blocked", 5xx, timeouts). No traffic until

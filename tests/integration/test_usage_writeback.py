@@ -18,7 +18,7 @@ from tokenpool_proxy.usage.store import KubeStatusStore
 from tests.support.usage_counting import served
 from tests.support.usage_fixtures import UsageObjects
 from tokenpool.contract.compiled import KIND_UPSTREAM, KIND_USER
-from tokenpool.dev.controlplane import ControlPlane
+from tokenpool.kube.client import KubeClient
 
 pytestmark = pytest.mark.integration
 
@@ -31,21 +31,21 @@ CONDITION = {
 }
 
 
-def _replica(plane: ControlPlane, namespace: str, health: HealthBook | None = None) -> Flusher:
-    store = KubeStatusStore.from_kubeconfig(plane.kubeconfig, namespace)
+def _replica(kube: KubeClient, namespace: str, health: HealthBook | None = None) -> Flusher:
+    store = KubeStatusStore(kube, namespace)
     sync = HealthSync(health) if health is not None else None
     return Flusher(UsageBook(), store, SystemClock(), interval_s=3600, health=sync)
 
 
 async def test_concurrent_replicas_write_exact_totals(
-    control_plane: ControlPlane, namespace: str, usage_objects: Callable[[str], UsageObjects]
+    kube_client: KubeClient, namespace: str, usage_objects: Callable[[str], UsageObjects]
 ) -> None:
     objects = usage_objects(namespace)
     objects.user("alice")
     objects.upstream("tok-a", "https://t.example/")
     objects.upstream("tok-b", "https://t.example/")
     objects.set_status(KIND_USER, "alice", {"conditions": [CONDITION], "observedGeneration": 1})
-    replicas = [_replica(control_plane, namespace) for _ in range(3)]
+    replicas = [_replica(kube_client, namespace) for _ in range(3)]
     expected = 0
     for rounds in range(4):  # every round: all replicas flush at the same instant
         for i, replica in enumerate(replicas):
@@ -70,12 +70,12 @@ async def test_concurrent_replicas_write_exact_totals(
 
 
 async def test_health_is_written_cleared_by_an_admin_and_read_back(
-    control_plane: ControlPlane, namespace: str, usage_objects: Callable[[str], UsageObjects]
+    kube_client: KubeClient, namespace: str, usage_objects: Callable[[str], UsageObjects]
 ) -> None:
     objects = usage_objects(namespace)
     objects.upstream("tok-a", "https://t.example/")
     balancer_a, balancer_b = HealthBook(), HealthBook()
-    a, b = _replica(control_plane, namespace, balancer_a), _replica(control_plane, namespace, balancer_b)
+    a, b = _replica(kube_client, namespace, balancer_a), _replica(kube_client, namespace, balancer_b)
     balancer_a.unhealthy("tok-a", "Unauthorized")
     await a.flush()
     health = objects.status(KIND_UPSTREAM, "tok-a")["health"]
@@ -91,11 +91,11 @@ async def test_health_is_written_cleared_by_an_admin_and_read_back(
 
 
 async def test_counts_of_a_deleted_object_are_dropped_not_retried_forever(
-    control_plane: ControlPlane, namespace: str, usage_objects: Callable[[str], UsageObjects]
+    kube_client: KubeClient, namespace: str, usage_objects: Callable[[str], UsageObjects]
 ) -> None:
     objects = usage_objects(namespace)
     objects.user("alice")
-    replica = _replica(control_plane, namespace)
+    replica = _replica(kube_client, namespace)
     served(replica.book, "alice", None, True, 1, 1, datetime.now(UTC))
     served(replica.book, "ghost", None, True, 1, 1, datetime.now(UTC))
     await replica.flush()

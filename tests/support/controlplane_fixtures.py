@@ -13,7 +13,7 @@ import re
 import secrets
 import subprocess
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from tests.support.kubectl import run_kubectl
 from tests.support.waiting import wait_for
 from tokenpool.dev import binaries, kubeconfig
 from tokenpool.dev.controlplane import ControlPlane
+from tokenpool.kube.client import KubeClient
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRDS_DIR = REPO_ROOT / "crds"
@@ -55,7 +56,14 @@ def control_plane() -> Iterator[ControlPlane]:
 
 @pytest.fixture(scope="session")
 def kube_api(control_plane: ControlPlane) -> Iterator[kubernetes.client.ApiClient]:
-    with control_plane.api_client() as client:
+    with kubernetes.config.new_client_from_config(config_file=control_plane.kubeconfig) as client:
+        yield client
+
+
+@pytest.fixture
+async def kube_client(control_plane: ControlPlane) -> AsyncIterator[KubeClient]:
+    """The project's own async client (:mod:`tokenpool.kube.client`) as the admin."""
+    async with KubeClient.from_environment(control_plane.kubeconfig) as client:
         yield client
 
 

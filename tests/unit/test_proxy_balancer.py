@@ -171,7 +171,7 @@ async def test_acquire_waits_for_a_release_then_times_out_with_retry_after():
     ],
 )
 def test_augment_classification(status, text, verdict, reason):
-    failure = augment.classify(status, text, "7", blocked_s=600)
+    failure = augment.classify_augment_failure(status, text, "7", blocked_s=600)
     assert (failure.verdict, failure.reason) == (verdict, reason)
     if reason == "Blocked":
         assert failure.retry_after == 600
@@ -197,5 +197,5 @@ def test_stream_error_texts_only_at_the_start_of_an_answer():
     ],
 )
 def test_openai_classification(status, verdict, reason):
-    failure = openai_compat.classify(status, "x", None)
+    failure = openai_compat.classify_openai_failure(status, "x", None)
     assert (failure.verdict, failure.reason) == (verdict, reason)

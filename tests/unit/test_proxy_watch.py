@@ -6,17 +6,18 @@ from __future__ import annotations
 import asyncio
 import base64
 
-import aiohttp
 import orjson
 import pytest
 from aiohttp import web
 from tokenpool_proxy.index import RouteIndex
-from tokenpool_proxy.kube_watch import ApiServer, Watcher, kinds
+from tokenpool_proxy.route_watch import Watcher, kinds
 
 from tests.support.proxy_routes import new_personal_token, upstream_route, user_route
 from tests.support.waiting import async_wait_for
 from tokenpool.contract import compiled as contract
 from tokenpool.dev.controlplane import free_port
+from tokenpool.kube.client import KubeClient
+from tokenpool.kube.credentials import ClusterConfig
 
 PA, PB = new_personal_token(), new_personal_token()
 
@@ -79,15 +80,14 @@ async def api():
 
 
 async def run_watchers(url, index):
-    session = aiohttp.ClientSession()
-    server = ApiServer(url, False, lambda: None)
-    tasks = [asyncio.create_task(Watcher(server, session, "ns", k, retry_s=0.05).run()) for k in kinds(index)]
+    kube = KubeClient(ClusterConfig(server=url, namespace="ns"), retries=0)
+    tasks = [asyncio.create_task(Watcher(kube, "ns", k, retry_s=0.05).run()) for k in kinds(index)]
 
     async def stop():
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await session.close()
+        await kube.close()
 
     return stop
 

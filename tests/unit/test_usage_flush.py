@@ -16,7 +16,7 @@ from tokenpool_proxy.usage.counters import UsageBook, user_key
 from tokenpool_proxy.usage.flush import Flusher
 from tokenpool_proxy.usage.health_status import HealthSync
 from tokenpool_proxy.usage.limits import Limiter
-from tokenpool_proxy.usage.store import Conflict, Gone, Stored
+from tokenpool_proxy.usage.store import Conflict, Deleted, Stored
 
 from tests.support.usage_counting import served
 from tests.support.waiting import async_wait_for
@@ -46,7 +46,7 @@ class MemoryStore:
 
     async def get(self, kind: str, name: str) -> Stored:
         if (kind, name) not in self.objects:
-            raise Gone(name)
+            raise Deleted(name)
         rv, st = self.objects[(kind, name)]
         return Stored(name, str(rv), copy.deepcopy(st))
 
@@ -59,7 +59,7 @@ class MemoryStore:
             self.fail_patches -= 1
             raise RuntimeError("API server unavailable")
         if (kind, name) not in self.objects:
-            raise Gone(name)
+            raise Deleted(name)
         rv, st = self.objects[(kind, name)]
         if str(rv) != resource_version:
             raise Conflict(name)

@@ -1,6 +1,6 @@
 """Everything the proxy knows about Augment's ``chat-stream`` protocol, in one module.
 
-The protocol is reverse-engineered (reference/augment-protocol.md); keeping request building,
+The protocol is reverse-engineered (docs/augment-protocol.md); keeping request building,
 stream parsing and error texts here lets the code follow upstream changes in one place.
 """
 
@@ -161,7 +161,7 @@ def headers(upstream: UpstreamRoute, user_agent: str) -> dict[str, str]:
 
 
 # -- response ----------------------------------------------------------------------------------
-def classify(
+def classify_augment_failure(
     status: int, text: str, retry_after: str | None = None, blocked_s: float = 600.0
 ) -> UpstreamFailure:
     """An upstream error (HTTP status + body text, or an error text inside a 200 stream)."""
@@ -224,7 +224,7 @@ class AugmentProvider:
             async with self.session.post(url, data=body, headers=headers(upstream, self.user_agent)) as resp:
                 if resp.status != 200:
                     text = (await resp.content.read(4096)).decode("utf-8", "replace")
-                    raise classify(
+                    raise classify_augment_failure(
                         resp.status, text, resp.headers.get("Retry-After"), self.blocked_cooldown_s
                     )
                 ended = False
@@ -235,7 +235,7 @@ class AugmentProvider:
                             continue  # drain to EOF so the connection goes back to the pool
                         text, finish, ended = parse_line(line)
                         if not completed and text and stream_error_text(text):  # only the first text
-                            raise classify(200, text, None, self.blocked_cooldown_s)
+                            raise classify_augment_failure(200, text, None, self.blocked_cooldown_s)
                         if text or ended:
                             completed = True
                             yield Piece(text, finish)

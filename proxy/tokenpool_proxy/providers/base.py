@@ -2,7 +2,7 @@
 
 A provider turns one validated chat request into an async stream of :class:`Piece` from one
 upstream token, and reports trouble as :class:`UpstreamFailure` carrying the pool action
-(reference/augment-protocol.md, "Errors and how the pool treats them").
+(docs/augment-protocol.md, "Errors and what the pool does").
 """
 
 from __future__ import annotations

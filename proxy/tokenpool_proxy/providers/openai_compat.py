@@ -21,7 +21,7 @@ from ..settings import ModelSpec
 from .base import FinishReason, Piece, UpstreamFailure, parse_retry_after, transport_failures
 
 
-def classify(status: int, text: str, retry_after: str | None) -> UpstreamFailure:
+def classify_openai_failure(status: int, text: str, retry_after: str | None) -> UpstreamFailure:
     snippet = text.strip()[:200] or f"HTTP {status}"
     if status in (401, 403):
         return UpstreamFailure("unhealthy", "Unauthorized", snippet, status)
@@ -72,7 +72,7 @@ class OpenAIProvider:
             async with self.session.post(url, data=orjson.dumps(payload), headers=hdrs) as resp:
                 if resp.status != 200:
                     text = (await resp.content.read(4096)).decode("utf-8", "replace")
-                    raise classify(resp.status, text, resp.headers.get("Retry-After"))
+                    raise classify_openai_failure(resp.status, text, resp.headers.get("Retry-After"))
                 try:
                     async for line in resp.content:
                         if not line.startswith(b"data:"):

@@ -1,4 +1,4 @@
-"""The "Token池" plugin API (DESIGN.md "Proxy API"): shapes and status codes are the contract.
+"""The "Token池" plugin API (docs/proxy.md, "Plugin API"): shapes and status codes are the contract.
 
 ``/api/tokens`` hands out the user's usable Augment credentials (the plugin injects one into the
 IDE), least used first; ``DELETE`` of a handed-out token counts one use so the next list prefers

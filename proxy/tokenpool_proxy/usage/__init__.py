@@ -2,9 +2,10 @@
 
 The request path calls ``check_limits(user)`` before choosing an upstream token (a None answer
 admits the request), ``release(user)`` when an admitted request ends, and ``record(...)`` after
-every upstream attempt (and for each plugin hand-out). Usage accounting
-and write-back to the custom resources' status (issue 5) replaces :class:`InMemoryUsage` with a
-richer implementation of :class:`UsageSink`; nothing else on the request path changes.
+every upstream attempt (and for each plugin hand-out). Usage accounting with write-back to the
+custom resources' status (:mod:`.service`, installed by :mod:`.wiring`) replaces
+:class:`InMemoryUsage` with a richer implementation of :class:`UsageSink`; nothing else on the
+request path changes.
 """
 
 from __future__ import annotations

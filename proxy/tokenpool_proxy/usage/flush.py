@@ -35,7 +35,7 @@ from .clock import Clock
 from .counters import Delta, ObjectKey, UsageBook
 from .health_status import HealthSync, merge_health, same
 from .merge import apply_delta
-from .store import Conflict, Gone, StatusStore, Stored
+from .store import Conflict, Deleted, StatusStore, Stored
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ class Flusher:
                 self.conflicts += 1
                 stored = None
                 continue
-            except Gone:
+            except Deleted:
                 log.info("%s %s is gone; dropping its unwritten usage", kind, name)
                 self.book.drop(key)
                 return None

@@ -9,25 +9,20 @@ between replicas and against the operator's own status writes.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
-
-from tokenpool.contract.compiled import GROUP, KIND_UPSTREAM, KIND_USER, PLURAL_UPSTREAM, PLURAL_USER, VERSION
+from tokenpool.contract.compiled import KIND_UPSTREAM, KIND_USER, PLURAL_UPSTREAM, PLURAL_USER
+from tokenpool.kube.client import MERGE_PATCH, KubeClient, KubeError, cr_path
 
 PLURALS = {KIND_USER: PLURAL_USER, KIND_UPSTREAM: PLURAL_UPSTREAM}
-# Seconds per API call: a hung API server must not hold the flush (and the final flush) forever.
-TIMEOUT_S = 15
 
 
 class Conflict(Exception):
     """The object changed since it was read (HTTP 409)."""
 
 
-class Gone(Exception):
+class Deleted(Exception):
     """The object no longer exists (HTTP 404)."""
 
 
@@ -54,47 +49,21 @@ def _stored(obj: Any) -> Stored:
 
 
 class KubeStatusStore:
-    """The official client (synchronous) run in worker threads: a handful of calls per interval."""
+    """Over the proxy's Kubernetes client (its timeouts bound a hung API server's hold on the
+    flush, and on the final flush at shutdown)."""
 
-    def __init__(self, api_client: client.ApiClient, namespace: str) -> None:
-        self._api = client.CustomObjectsApi(api_client)
+    def __init__(self, kube: KubeClient, namespace: str) -> None:
+        self._kube = kube
         self._ns = namespace
 
-    @classmethod
-    def from_kubeconfig(cls, kubeconfig: str, namespace: str) -> KubeStatusStore:
-        """``kubeconfig`` path, or empty: in-cluster config, then $KUBECONFIG / ~/.kube/config."""
-        if kubeconfig:
-            return cls(config.new_client_from_config(config_file=kubeconfig), namespace)
-        try:
-            config.load_incluster_config()
-        except config.ConfigException:
-            config.load_kube_config()
-        return cls(client.ApiClient(), namespace)
-
     async def list(self, kind: str) -> list[Stored]:
-        body: Any = await asyncio.to_thread(
-            self._api.list_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            self._ns,
-            PLURALS[kind],
-            _request_timeout=TIMEOUT_S,
-        )
-        return [_stored(item) for item in body.get("items", [])]
+        body = await self._kube.list(cr_path(self._ns, PLURALS[kind]))
+        return [_stored(item) for item in body["items"]]
 
     async def get(self, kind: str, name: str) -> Stored:
-        try:
-            body = await asyncio.to_thread(
-                self._api.get_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self._ns,
-                PLURALS[kind],
-                name,
-                _request_timeout=TIMEOUT_S,
-            )
-        except ApiException as exc:
-            raise Gone(name) if exc.status == 404 else exc from None
+        body = await self._kube.get(cr_path(self._ns, PLURALS[kind], name))
+        if body is None:
+            raise Deleted(name)
         return _stored(body)
 
     async def patch_status(
@@ -102,21 +71,13 @@ class KubeStatusStore:
     ) -> Stored:
         patch = {"metadata": {"resourceVersion": resource_version}, "status": status}
         try:
-            body = await asyncio.to_thread(
-                self._api.patch_namespaced_custom_object_status,
-                GROUP,
-                VERSION,
-                self._ns,
-                PLURALS[kind],
-                name,
-                patch,
-                _content_type="application/merge-patch+json",
-                _request_timeout=TIMEOUT_S,
+            body = await self._kube.request(
+                "PATCH", cr_path(self._ns, PLURALS[kind], name, "status"), patch, MERGE_PATCH
             )
-        except ApiException as exc:
+        except KubeError as exc:
             if exc.status == 409:
                 raise Conflict(name) from None
-            if exc.status == 404:
-                raise Gone(name) from None
             raise
+        if body is None:
+            raise Deleted(name)
         return _stored(body)

@@ -14,10 +14,11 @@ from . import InMemoryUsage
 from .clock import OffsetClock
 from .flush import Flusher
 from .health_status import HealthSync
+from .live_gauges import LiveGauges
 from .router import router
 from .service import UsageService
 from .stats import pool_gauges
-from .store import KubeStatusStore, StatusStore
+from .store import StatusStore
 from .usage_metrics import UsageMetrics
 
 log = logging.getLogger(__name__)
@@ -32,18 +33,17 @@ def install(app: FastAPI, svc: Services) -> None:
     clock = OffsetClock(timedelta(seconds=settings.usage_clock_offset_seconds))
     metrics = UsageMetrics(svc.metrics.registry, settings.metrics_per_user)
     service = UsageService(clock, metrics)
-    metrics.watch(service, lambda: pool_gauges(svc))
+    metrics.registry.register(LiveGauges(service, lambda: pool_gauges(svc)))
     svc.usage = service
 
 
-async def start(svc: Services, store: StatusStore | None = None) -> None:
-    """Read the cluster's usage and health once, then write back every interval (``store``
-    defaults to the settings' cluster). Runs in the lifespan's startup, before traffic."""
+async def start(svc: Services, store: StatusStore) -> None:
+    """Read the cluster's usage and health once, then write back every interval through
+    ``store``. Runs in the lifespan's startup, before traffic."""
     service = svc.usage
     if not isinstance(service, UsageService):
         return
     settings = svc.settings
-    store = store or KubeStatusStore.from_kubeconfig(settings.kubeconfig, settings.namespace)
     flusher = Flusher(
         service.book,
         store,
