@@ -103,7 +103,7 @@ def main() -> None:
         run_kubectl("apply", "--server-side", "-f", str(ROOT / "crds"), kubeconfig=plane.kubeconfig)
         run_kubectl("wait", "--for=condition=Established", "crd", "--all", kubeconfig=plane.kubeconfig)
         ns = f"bench-{secrets.token_hex(3)}"
-        api = plane.api_client()
+        api = kubernetes.config.new_client_from_config(config_file=plane.kubeconfig)
         kubernetes.client.CoreV1Api(api).create_namespace({"metadata": {"name": ns}})
         objects, routes = UsageObjects(api, ns), RoutesInCluster(api, ns)
         fake = FakeUpstream(logs)

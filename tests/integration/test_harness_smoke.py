@@ -200,7 +200,7 @@ def test_from_kubeconfig_uses_the_cluster_and_never_stops_it(control_plane: Cont
         False,
     )
     external.stop()
-    with external.api_client() as client:
+    with kubernetes.config.new_client_from_config(config_file=external.kubeconfig) as client:
         names = [n.metadata.name for n in kubernetes.client.CoreV1Api(client).list_namespace().items]
     assert "default" in names
 

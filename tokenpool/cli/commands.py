@@ -7,17 +7,17 @@ so scripts can capture it), explanations to stderr.
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from tokenpool.dev.command import dev_command
-
 if TYPE_CHECKING:
-    from tokenpool.cli.target import Target
+    from tokenpool.kube.credentials import ClusterConfig
 
 T = TypeVar("T")
 users_app = typer.Typer(help="Create users, show or rotate their personal tokens, list them with usage.")
@@ -48,27 +48,43 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _target(kubeconfig: str | None, context: str | None, namespace: str | None) -> Target:
-    from tokenpool.cli.target import TargetError, connect
+@dataclass(frozen=True)
+class Where:
+    """The cluster and namespace a command acts on, resolved like kubectl resolves them:
+    ``--kubeconfig`` / ``$KUBECONFIG`` / in-cluster / ``~/.kube/config``; ``--namespace`` / the
+    context's / ``default``."""
+
+    config: ClusterConfig
+    namespace: str
+
+
+def _target(kubeconfig: str | None, context: str | None, namespace: str | None) -> Where:
+    from tokenpool.kube.credentials import ConfigError, load
 
     try:
-        return connect(kubeconfig, context, namespace)
-    except TargetError as exc:
+        config = load(kubeconfig or None, context)
+    except ConfigError as exc:
         _fail(str(exc))
+    return Where(config, namespace or config.namespace)
 
 
-def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Call an admin operation; its errors (and unreachable API servers) become one clear line."""
-    from urllib3.exceptions import HTTPError
+def _run(where: Where, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    """Run an admin operation; its errors (and unreachable API servers) become one clear line."""
+    import aiohttp
 
-    from tokenpool.cli.operations import AdminError
+    from tokenpool.cli.operations import AdminError, Target
+    from tokenpool.kube.client import KubeClient
+
+    async def call() -> T:
+        async with KubeClient(where.config, retries=2) as kube:
+            return await fn(Target(kube, where.namespace), *args, **kwargs)
 
     try:
-        return fn(*args, **kwargs)
+        return asyncio.run(call())
     except AdminError as exc:
         _fail(str(exc))
-    except HTTPError as exc:
-        _fail(f"cannot reach the Kubernetes API server: {exc}")
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        _fail(f"cannot reach the Kubernetes API server at {where.config.server}: {exc}")
 
 
 @users_app.command("create")
@@ -94,9 +110,9 @@ def users_create(
     if role not in ("User", "Admin"):
         _fail(f"--role must be User or Admin, not {role!r}", code=2)
     target = _target(kubeconfig, context, namespace)
-    _run(operations.create_user, target, name, email=email, role=role, quota=quota, display_name=display_name)
+    _run(target, operations.create_user, name, email=email, role=role, quota=quota, display_name=display_name)
     typer.echo(f"created PoolUser {target.namespace}/{name}; waiting for its personal token ...", err=True)
-    token = _run(operations.wait_personal_token, target, name, timeout)
+    token = _run(target, operations.wait_personal_token, name, timeout)
     typer.echo(token)
     typer.echo("Give this personal token to the user; `tokenpool users token NAME` shows it again.", err=True)
 
@@ -112,7 +128,7 @@ def users_token(
     from tokenpool.cli import operations
 
     target = _target(kubeconfig, context, namespace)
-    token = _run(operations.personal_token, target, name)
+    token = _run(target, operations.personal_token, name)
     if not token:
         _fail(f"{name!r} has no personal token yet: the operator has not generated it (is it running?)")
     typer.echo(token)
@@ -130,9 +146,9 @@ def users_rotate(
     from tokenpool.cli import operations
 
     target = _target(kubeconfig, context, namespace)
-    old = _run(operations.rotate, target, name)
+    old = _run(target, operations.rotate, name)
     typer.echo(f"asked the operator to rotate the personal token of {name}; waiting ...", err=True)
-    typer.echo(_run(operations.wait_personal_token, target, name, timeout, previous=old))
+    typer.echo(_run(target, operations.wait_personal_token, name, timeout, previous=old))
 
 
 @users_app.command("list")
@@ -141,7 +157,7 @@ def users_list(kubeconfig: Kubeconfig = None, context: Context = None, namespace
     from tokenpool.cli import tables
 
     target = _target(kubeconfig, context, namespace)
-    rows = _run(tables.user_rows, target)
+    rows = _run(target, tables.user_rows)
     typer.echo(tables.table(rows) if rows else f"No PoolUsers in namespace {target.namespace}.")
 
 
@@ -151,7 +167,7 @@ def tokens_list(kubeconfig: Kubeconfig = None, context: Context = None, namespac
     from tokenpool.cli import tables
 
     target = _target(kubeconfig, context, namespace)
-    rows = _run(tables.token_rows, target)
+    rows = _run(target, tables.token_rows)
     typer.echo(tables.table(rows) if rows else f"No UpstreamTokens in namespace {target.namespace}.")
 
 
@@ -193,12 +209,12 @@ def allocate(
     if bool(names) == bool(labels):
         _fail("give either --tokens or --selector (with --count)", code=2)
     target = _target(kubeconfig, context, namespace)
-    obj = _run(operations.allocate, target, user, names, labels, count, priority, name)
+    obj = _run(target, operations.allocate, user, names, labels, count, priority, name)
     alloc = obj["metadata"]["name"]
     typer.echo(f"tokenallocation.tokenpool.io/{alloc} created")
     if not wait:
         return
-    verdict = _run(operations.wait_allocation, target, alloc, wait)
+    verdict = _run(target, operations.wait_allocation, alloc, wait)
     if verdict is None:
         typer.secho(f"warning: the operator has not reconciled {alloc} within {wait:g}s", err=True)
     elif not verdict.ready:
@@ -254,4 +270,16 @@ def register(app: typer.Typer) -> None:
     app.add_typer(tokens_app, name="tokens")
     app.command("allocate")(allocate)
     app.command("migrate")(migrate)
-    app.command("dev")(dev_command)
+    command: Callable[..., None] = _dev_needs_checkout
+    try:
+        from tokenpool.dev.command import dev_command
+
+        command = dev_command
+    except ImportError:  # the runtime install (`pip install .`) carries no dev tooling
+        pass
+    app.command("dev")(command)
+
+
+def _dev_needs_checkout() -> None:
+    """Run the whole system locally (needs a checkout of the repository: `make dev`)."""
+    _fail("`tokenpool dev` runs from a checkout of the repository with the dev extra: `make dev`")

@@ -6,75 +6,72 @@ typing and wait for the operator where a person would otherwise poll. No state o
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
-from tokenpool.cli.target import Target
 from tokenpool.contract import compiled as contract
+from tokenpool.kube.client import KubeClient, KubeError, core_path, cr_path
 
 
 class AdminError(RuntimeError):
     """An operation that cannot be done, with a message for the person at the terminal."""
 
 
-def explain(exc: ApiException, what: str) -> AdminError:
-    if exc.status == 404:
-        return AdminError(f"{what} not found (are the CRDs installed, and is this the right namespace?)")
+@dataclass(frozen=True)
+class Target:
+    """Where a command acts: the cluster (through the project's client) and a namespace."""
+
+    kube: KubeClient
+    namespace: str
+
+
+def explain(exc: KubeError, what: str) -> AdminError:
     if exc.status == 409:
         return AdminError(f"{what} already exists")
-    if exc.status == 403:
+    if exc.status in (401, 403):
         return AdminError(f"not allowed to access {what}: check your RBAC permissions")
     if exc.status == 422:
-        return AdminError(f"{what} was rejected by the API server: {_reason(exc)}")
+        return AdminError(f"{what} was rejected by the API server: {exc.message or exc.reason}")
     return AdminError(f"{what}: API error {exc.status} {exc.reason}")
 
 
-def _reason(exc: ApiException) -> str:
-    try:
-        return str(json.loads(exc.body or "{}").get("message", exc.reason))
-    except ValueError:
-        return str(exc.reason)
+def _missing(what: str) -> AdminError:
+    return AdminError(f"{what} not found (are the CRDs installed, and is this the right namespace?)")
 
 
-def _get(target: Target, plural: str, name: str) -> dict[str, Any]:
+async def _get(target: Target, plural: str, name: str) -> dict[str, Any]:
+    what = f"{plural} {target.namespace}/{name}"
     try:
-        obj = cast(
-            dict[str, Any],
-            target.custom.get_namespaced_custom_object(
-                contract.GROUP, contract.VERSION, target.namespace, plural, name
-            ),
-        )
-    except ApiException as exc:
-        raise explain(exc, f"{plural} {target.namespace}/{name}") from exc
+        obj = await target.kube.get(cr_path(target.namespace, plural, name))
+    except KubeError as exc:
+        raise explain(exc, what) from exc
+    if obj is None:
+        raise _missing(what)
     return obj
 
 
-def _create(target: Target, plural: str, kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+async def _create(target: Target, plural: str, kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
     body = {
         "apiVersion": contract.API_VERSION,
         "kind": kind,
         "metadata": {"name": name, "namespace": target.namespace},
         "spec": spec,
     }
+    what = f"{kind} {target.namespace}/{name}"
     try:
-        obj = cast(
-            dict[str, Any],
-            target.custom.create_namespaced_custom_object(
-                contract.GROUP, contract.VERSION, target.namespace, plural, body
-            ),
-        )
-    except ApiException as exc:
-        raise explain(exc, f"{kind} {target.namespace}/{name}") from exc
+        obj = await target.kube.create(cr_path(target.namespace, plural), body)
+    except KubeError as exc:
+        raise explain(exc, what) from exc
+    if obj is None:
+        raise _missing(what)
     return obj
 
 
-def create_user(
+async def create_user(
     target: Target,
     name: str,
     email: str = "",
@@ -87,7 +84,7 @@ def create_user(
         spec["email"] = email
     if quota is not None:
         spec["tokenQuota"] = quota
-    return _create(target, contract.PLURAL_USER, contract.KIND_USER, name, spec)
+    return await _create(target, contract.PLURAL_USER, contract.KIND_USER, name, spec)
 
 
 def _secret_ref(user: dict[str, Any]) -> tuple[str, str]:
@@ -102,63 +99,61 @@ def _secret_ref(user: dict[str, Any]) -> tuple[str, str]:
     return contract.personal_token_secret_name(name), contract.PERSONAL_TOKEN_KEY
 
 
-def _read_secret_key(target: Target, name: str, key: str) -> str | None:
+async def _read_secret_key(target: Target, name: str, key: str) -> str | None:
     try:
-        secret = target.core.read_namespaced_secret(name, target.namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
+        secret = await target.kube.get(core_path(target.namespace, "secrets", name))
+    except KubeError as exc:
         raise explain(exc, f"Secret {target.namespace}/{name}") from exc
-    raw = (secret.data or {}).get(key)
+    raw = ((secret or {}).get("data") or {}).get(key)
     return base64.b64decode(raw).decode() if raw else None
 
 
-def personal_token(target: Target, name: str) -> str | None:
+async def personal_token(target: Target, name: str) -> str | None:
     """The user's current personal token, or None while the operator has not generated it."""
-    secret, key = _secret_ref(_get(target, contract.PLURAL_USER, name))
-    return _read_secret_key(target, secret, key)
+    secret, key = _secret_ref(await _get(target, contract.PLURAL_USER, name))
+    return await _read_secret_key(target, secret, key)
 
 
-def wait_personal_token(target: Target, name: str, timeout: float, previous: str | None = None) -> str:
+async def wait_personal_token(target: Target, name: str, within_s: float, previous: str | None = None) -> str:
     """Poll until the user has a personal token (different from ``previous``, for rotation)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within_s
     while True:
-        token = personal_token(target, name)
+        token = await personal_token(target, name)
         if token and token != previous:
             return token
         if time.monotonic() > deadline:
             raise AdminError(
                 f"the operator did not {'rotate' if previous else 'generate'} the personal token of {name!r} "
-                f"within {timeout:g}s: is the operator running in namespace {target.namespace!r}?"
+                f"within {within_s:g}s: is the operator running in namespace {target.namespace!r}?"
             )
-        time.sleep(0.2)
+        await asyncio.sleep(0.2)
 
 
-def rotate(target: Target, name: str) -> str | None:
+async def rotate(target: Target, name: str) -> str | None:
     """Ask the operator for a new personal token; return the old one (to wait for a change).
 
     Only generated tokens rotate: a brought token (``personalTokenSecretRef``) is the admin's.
     """
-    user = _get(target, contract.PLURAL_USER, name)
+    user = await _get(target, contract.PLURAL_USER, name)
     ref = (user.get("spec") or {}).get("personalTokenSecretRef")
     if ref:
         raise AdminError(
             f"{name!r} brings its own personal token (Secret {ref['name']!r}): write a new value there, "
             "or remove spec.personalTokenSecretRef to let the operator generate one"
         )
-    old = personal_token(target, name)
+    old = await personal_token(target, name)
     value = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     patch = {"metadata": {"annotations": {contract.ANNOTATION_ROTATE_PERSONAL_TOKEN: value}}}
     try:
-        target.custom.patch_namespaced_custom_object(
-            contract.GROUP, contract.VERSION, target.namespace, contract.PLURAL_USER, name, patch
-        )
-    except ApiException as exc:
+        patched = await target.kube.merge_patch(cr_path(target.namespace, contract.PLURAL_USER, name), patch)
+    except KubeError as exc:
         raise explain(exc, f"PoolUser {target.namespace}/{name}") from exc
+    if patched is None:
+        raise _missing(f"PoolUser {target.namespace}/{name}")
     return old
 
 
-def allocate(
+async def allocate(
     target: Target,
     user: str,
     tokens: list[str] | None,
@@ -172,14 +167,14 @@ def allocate(
         raise AdminError("give either --tokens or --selector (with --count), not both and not neither")
     if selector and not count:
         raise AdminError("--selector needs --count (how many matching tokens to allocate)")
-    _get(target, contract.PLURAL_USER, user)  # a clear error for a typo in the user name
+    await _get(target, contract.PLURAL_USER, user)  # a clear error for a typo in the user name
     spec: dict[str, Any] = {"user": user, "priority": priority}
     if tokens:
         spec["tokens"] = tokens
     else:
         spec["selector"] = {"matchLabels": selector}
         spec["count"] = count
-    return _create(
+    return await _create(
         target, contract.PLURAL_ALLOCATION, contract.KIND_ALLOCATION, name or _alloc_name(user), spec
     )
 
@@ -192,11 +187,11 @@ class AllocationResult:
     tokens: tuple[str, ...]
 
 
-def wait_allocation(target: Target, name: str, timeout: float) -> AllocationResult | None:
+async def wait_allocation(target: Target, name: str, within_s: float) -> AllocationResult | None:
     """The operator's verdict on an allocation (None if it has not reconciled it in time)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within_s
     while True:
-        obj = _get(target, contract.PLURAL_ALLOCATION, name)
+        obj = await _get(target, contract.PLURAL_ALLOCATION, name)
         status = obj.get("status") or {}
         if status.get("observedGeneration", 0) >= obj["metadata"].get("generation", 1):
             for cond in status.get("conditions") or []:
@@ -209,7 +204,7 @@ def wait_allocation(target: Target, name: str, timeout: float) -> AllocationResu
                     )
         if time.monotonic() > deadline:
             return None
-        time.sleep(0.2)
+        await asyncio.sleep(0.2)
 
 
 def _alloc_name(user: str) -> str:

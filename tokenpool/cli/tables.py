@@ -1,34 +1,27 @@
 """The admin CLI's listings: users and upstream tokens with readiness and usage from status.
 
-Usage comes from ``status.usage`` as the proxy writes it (:mod:`tokenpool.contract.status_fields`); "today" is
-the current UTC day, so a ``today`` block left from an earlier day counts as zero.
+Usage comes from ``status.usage`` as the proxy writes it (:mod:`tokenpool.contract.status_fields`);
+"today" is the current UTC day, so a ``today`` block left from an earlier day counts as zero.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
-from tokenpool.cli.operations import explain
-from tokenpool.cli.target import Target
+from tokenpool.cli.operations import Target, explain
 from tokenpool.contract import compiled as contract
 from tokenpool.contract.status_fields import Counts, Usage, utc_date
+from tokenpool.kube.client import KubeError, cr_path
 
 
-def _list(target: Target, plural: str) -> list[dict[str, Any]]:
+async def _list(target: Target, plural: str) -> list[dict[str, Any]]:
     try:
-        res = cast(
-            dict[str, Any],
-            target.custom.list_namespaced_custom_object(
-                contract.GROUP, contract.VERSION, target.namespace, plural
-            ),
-        )
-    except ApiException as exc:
+        res = await target.kube.list(cr_path(target.namespace, plural))
+    except KubeError as exc:
         raise explain(exc, f"{plural} in {target.namespace}") from exc
-    return sorted(res.get("items", []), key=lambda o: o["metadata"]["name"])
+    return sorted(res["items"], key=lambda o: o["metadata"]["name"])
 
 
 def _condition(obj: dict[str, Any], ctype: str) -> str:
@@ -55,9 +48,9 @@ class UsageColumns:
         )
 
 
-def user_rows(target: Target) -> list[dict[str, str]]:
+async def user_rows(target: Target) -> list[dict[str, str]]:
     rows = []
-    for obj in _list(target, contract.PLURAL_USER):
+    for obj in await _list(target, contract.PLURAL_USER):
         spec, status, usage = obj.get("spec") or {}, obj.get("status") or {}, UsageColumns.of(obj)
         allocated = status.get("allocatedTokens")
         rows.append(
@@ -77,9 +70,9 @@ def user_rows(target: Target) -> list[dict[str, str]]:
     return rows
 
 
-def token_rows(target: Target) -> list[dict[str, str]]:
+async def token_rows(target: Target) -> list[dict[str, str]]:
     rows = []
-    for obj in _list(target, contract.PLURAL_UPSTREAM):
+    for obj in await _list(target, contract.PLURAL_UPSTREAM):
         spec, status, usage = obj.get("spec") or {}, obj.get("status") or {}, UsageColumns.of(obj)
         rows.append(
             {

@@ -23,8 +23,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import kubernetes
-
 from tokenpool.dev import binaries, kubeconfig, pki
 from tokenpool.dev.processes import ManagedProcess, register_cleanup, unregister_cleanup
 
@@ -171,10 +169,6 @@ class ControlPlane:
     def embedded(self) -> bool:
         """True when this object started (and owns) the control-plane processes."""
         return self.workdir is not None
-
-    def api_client(self) -> kubernetes.client.ApiClient:
-        """A new admin ApiClient built from this kubeconfig (never from $KUBECONFIG)."""
-        return kubernetes.config.new_client_from_config(config_file=self.kubeconfig)
 
     def pids(self) -> dict[str, int]:
         return {p.name: p.pid for p in self.processes}

@@ -9,17 +9,17 @@ outlives this process. State (etcd data, PKI, logs) lives in ``.tokenpool/dev`` 
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from types import FrameType
-from typing import Any, cast
+from typing import Any, TypeVar
 
+import aiohttp
 import typer
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
-from urllib3.exceptions import HTTPError
 
 from tokenpool.contract import compiled as contract
 from tokenpool.dev import binaries
@@ -37,6 +37,10 @@ from tokenpool.dev.session import (
     port_free,
     wait_until,
 )
+from tokenpool.kube.client import KubeClient, KubeError, cr_path
+from tokenpool.kube.credentials import ConfigError
+
+T = TypeVar("T")
 
 
 def start_fake_upstream(session: DevSession) -> tuple[ManagedProcess, int]:
@@ -78,12 +82,12 @@ def start_servers(session: DevSession, kubeconfig_path: str) -> None:
     )
 
 
-def wait_user(session: DevSession, target: Any, url: str, name: str) -> str:
+def wait_user(session: DevSession, kube: Kube, url: str, name: str) -> str:
     """The user's personal token, once the operator generated it and the proxy accepts it."""
     from tokenpool.cli.operations import personal_token
 
     def token() -> str:
-        return personal_token(target, name) or ""
+        return kube.run(personal_token(kube.target, name)) or ""
 
     pt = wait_until(f"the personal token of {name}", token, session.timeout, session.children)
 
@@ -94,17 +98,27 @@ def wait_user(session: DevSession, target: Any, url: str, name: str) -> str:
     return pt
 
 
+class Kube:
+    """The project's async client, driven from this synchronous flow through one event loop
+    (:class:`asyncio.Runner` keeps it, and so the client's connections, across calls)."""
+
+    def __init__(self, kubeconfig: str, namespace: str) -> None:
+        from tokenpool.cli.operations import Target
+
+        self.loop = asyncio.Runner()
+        self.client = KubeClient.from_environment(kubeconfig)
+        self.target = Target(self.client, namespace)
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run(coro)
+
+    def close(self) -> None:
+        self.loop.run(self.client.close())
+        self.loop.close()
+
+
 def run(session: DevSession, use_current: bool, kubeconfig: str | None, demo: bool | None) -> Instructions:
     """Start everything and wait until the printed instructions work; return them."""
-    from tokenpool.cli.target import Target
-    from tokenpool.dev.manifests import (
-        apply,
-        apply_all,
-        established,
-        load_yaml_dir,
-        namespace_exists,
-        wait_crds_established,
-    )
 
     if not (REPO_ROOT / "crds").is_dir() or not (REPO_ROOT / "examples").is_dir():
         raise DevError(
@@ -117,29 +131,46 @@ def run(session: DevSession, use_current: bool, kubeconfig: str | None, demo: bo
     # Registered after the control plane's own cleanup, so it runs first (newest first): the
     # operator and the proxy stop before the API server they talk to goes away.
     register_cleanup(session.stop)
-    api = plane.api_client()
-    target = Target(api=api, namespace=session.namespace)
+    kube = Kube(kubeconfig_path, session.namespace)
+    try:
+        return _install_and_wait(session, kube, demo, fake)
+    finally:
+        kube.close()
+
+
+def _install_and_wait(
+    session: DevSession, kube: Kube, demo: bool | None, fake: tuple[ManagedProcess, int] | None
+) -> Instructions:
+    from tokenpool.dev.manifests import (
+        apply,
+        apply_all,
+        established,
+        load_yaml_dir,
+        namespace_exists,
+        wait_crds_established,
+    )
+
+    assert session.plane is not None
+    kubeconfig_path = session.plane.kubeconfig
 
     crds = load_yaml_dir(REPO_ROOT / "crds")
     names = [d["metadata"]["name"] for d in crds]
     # A second run finds its CRDs and namespace in place: the operator and the proxy can start
     # right away, overlapping their start-up with the (idempotent) re-apply below.
-    early = all(established(api, n) for n in names) and namespace_exists(api, session.namespace)
+    early = all(kube.run(established(kube.client, n)) for n in names) and kube.run(
+        namespace_exists(kube.client, session.namespace)
+    )
     if early:
         start_servers(session, kubeconfig_path)
-    apply_all(api, crds)
-    wait_crds_established(api, names)
-    apply(api, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": session.namespace}})
+    kube.run(apply_all(kube.client, crds))
+    kube.run(wait_crds_established(kube.client, names))
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": session.namespace}}
+    kube.run(apply(kube.client, namespace))
     echo(f"CRDs installed; namespace {session.namespace}")
 
     if demo is None:
-        own = cast(
-            dict[str, Any],
-            target.custom.list_namespaced_custom_object(
-                contract.GROUP, contract.VERSION, session.namespace, contract.PLURAL_UPSTREAM
-            ),
-        )
-        demo = not any(DEMO_LABEL not in (o["metadata"].get("labels") or {}) for o in own.get("items", []))
+        own = kube.run(kube.client.list(cr_path(session.namespace, contract.PLURAL_UPSTREAM)))
+        demo = not any(DEMO_LABEL not in (o["metadata"].get("labels") or {}) for o in own["items"])
     if fake is not None and not demo:
         session.children.remove(fake[0])
         fake[0].stop()
@@ -154,7 +185,7 @@ def run(session: DevSession, use_current: bool, kubeconfig: str | None, demo: bo
         for doc in examples:
             doc.get("metadata", {}).pop("namespace", None)
         docs = point_at_fake(examples, f"http://127.0.0.1:{fake_port}")
-        apply_all(api, docs, session.namespace)
+        kube.run(apply_all(kube.client, docs, session.namespace))
         users = demo_users(docs)
         echo(f"demo upstream on 127.0.0.1:{fake_port}; applied {len(docs)} manifests from examples/")
     else:
@@ -163,7 +194,7 @@ def run(session: DevSession, use_current: bool, kubeconfig: str | None, demo: bo
     echo(f"waiting until {url} serves the demo users ...")
     children, timeout = session.children, session.timeout
     wait_until("the proxy's /readyz", lambda: http_json(url + "/readyz")[0] == 200, timeout, children)
-    tokens = [(name, role, wait_user(session, target, url, name)) for name, role in users]
+    tokens = [(name, role, wait_user(session, kube, url, name)) for name, role in users]
     info = Instructions(url, session.namespace, kubeconfig_path, tokens, "", str(session.logs), demo)
     if tokens:
         user_pt = info.user_token()
@@ -225,10 +256,10 @@ def run_dev(
     except (DevError, binaries.BinariesNotFound, TimeoutError) as exc:
         echo(f"error: {exc}")
         raise typer.Exit(1) from None
-    except ApiException as exc:
-        echo(f"error: the API server answered {exc.status} {exc.reason}: {(exc.body or '')[:500]}")
+    except KubeError as exc:
+        echo(f"error: {exc}")
         raise typer.Exit(1) from None
-    except (HTTPError, ConfigException, OSError) as exc:
+    except (aiohttp.ClientError, ConfigError, OSError) as exc:
         echo(f"error: cannot use the cluster: {exc}")
         raise typer.Exit(1) from None
     finally:
