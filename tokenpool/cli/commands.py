@@ -7,84 +7,21 @@ so scripts can capture it), explanations to stderr.
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from tokenpool.kube.credentials import ClusterConfig
+from tokenpool.cli.invocation import Context, Kubeconfig, Namespace, fail, run, target
 
-T = TypeVar("T")
 users_app = typer.Typer(help="Create users, show or rotate their personal tokens, list them with usage.")
 tokens_app = typer.Typer(help="Upstream tokens in the pool.")
 
-Kubeconfig = Annotated[
-    str | None, typer.Option("--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file (like kubectl).")
-]
-Context = Annotated[
-    str | None, typer.Option("--context", help="Kubeconfig context (default: the current one).")
-]
-Namespace = Annotated[
-    str | None,
-    typer.Option(
-        "--namespace",
-        "-n",
-        envvar="TOKENPOOL_NAMESPACE",
-        help="Namespace (default: the context's, else 'default').",
-    ),
-]
 WaitTimeout = Annotated[
     float, typer.Option("--timeout", help="Seconds to wait for the operator to write the personal token.")
 ]
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
-
-
-@dataclass(frozen=True)
-class Where:
-    """The cluster and namespace a command acts on, resolved like kubectl resolves them:
-    ``--kubeconfig`` / ``$KUBECONFIG`` / in-cluster / ``~/.kube/config``; ``--namespace`` / the
-    context's / ``default``."""
-
-    config: ClusterConfig
-    namespace: str
-
-
-def _target(kubeconfig: str | None, context: str | None, namespace: str | None) -> Where:
-    from tokenpool.kube.credentials import ConfigError, load
-
-    try:
-        config = load(kubeconfig or None, context)
-    except ConfigError as exc:
-        _fail(str(exc))
-    return Where(config, namespace or config.namespace)
-
-
-def _run(where: Where, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-    """Run an admin operation; its errors (and unreachable API servers) become one clear line."""
-    import aiohttp
-
-    from tokenpool.cli.operations import AdminError, Target
-    from tokenpool.kube.client import KubeClient
-
-    async def call() -> T:
-        async with KubeClient(where.config, retries=2) as kube:
-            return await fn(Target(kube, where.namespace), *args, **kwargs)
-
-    try:
-        return asyncio.run(call())
-    except AdminError as exc:
-        _fail(str(exc))
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        _fail(f"cannot reach the Kubernetes API server at {where.config.server}: {exc}")
 
 
 @users_app.command("create")
@@ -108,11 +45,11 @@ def users_create(
     from tokenpool.cli import operations
 
     if role not in ("User", "Admin"):
-        _fail(f"--role must be User or Admin, not {role!r}", code=2)
-    target = _target(kubeconfig, context, namespace)
-    _run(target, operations.create_user, name, email=email, role=role, quota=quota, display_name=display_name)
-    typer.echo(f"created PoolUser {target.namespace}/{name}; waiting for its personal token ...", err=True)
-    token = _run(target, operations.wait_personal_token, name, timeout)
+        fail(f"--role must be User or Admin, not {role!r}", code=2)
+    where = target(kubeconfig, context, namespace)
+    run(where, operations.create_user, name, email=email, role=role, quota=quota, display_name=display_name)
+    typer.echo(f"created PoolUser {where.namespace}/{name}; waiting for its personal token ...", err=True)
+    token = run(where, operations.wait_personal_token, name, timeout)
     typer.echo(token)
     typer.echo("Give this personal token to the user; `tokenpool users token NAME` shows it again.", err=True)
 
@@ -127,10 +64,10 @@ def users_token(
     """Print a user's current personal token (read from its Secret)."""
     from tokenpool.cli import operations
 
-    target = _target(kubeconfig, context, namespace)
-    token = _run(target, operations.personal_token, name)
+    where = target(kubeconfig, context, namespace)
+    token = run(where, operations.personal_token, name)
     if not token:
-        _fail(f"{name!r} has no personal token yet: the operator has not generated it (is it running?)")
+        fail(f"{name!r} has no personal token yet: the operator has not generated it (is it running?)")
     typer.echo(token)
 
 
@@ -145,10 +82,10 @@ def users_rotate(
     """Replace a user's personal token with a new one and print it; the old one stops working."""
     from tokenpool.cli import operations
 
-    target = _target(kubeconfig, context, namespace)
-    old = _run(target, operations.rotate, name)
+    where = target(kubeconfig, context, namespace)
+    old = run(where, operations.rotate, name)
     typer.echo(f"asked the operator to rotate the personal token of {name}; waiting ...", err=True)
-    typer.echo(_run(target, operations.wait_personal_token, name, timeout, previous=old))
+    typer.echo(run(where, operations.wait_personal_token, name, timeout, previous=old))
 
 
 @users_app.command("list")
@@ -156,9 +93,9 @@ def users_list(kubeconfig: Kubeconfig = None, context: Context = None, namespace
     """List users with their quota, allocated tokens, readiness and usage (today and total)."""
     from tokenpool.cli import tables
 
-    target = _target(kubeconfig, context, namespace)
-    rows = _run(target, tables.user_rows)
-    typer.echo(tables.table(rows) if rows else f"No PoolUsers in namespace {target.namespace}.")
+    where = target(kubeconfig, context, namespace)
+    rows = run(where, tables.user_rows)
+    typer.echo(tables.table(rows) if rows else f"No PoolUsers in namespace {where.namespace}.")
 
 
 @tokens_app.command("list")
@@ -166,9 +103,9 @@ def tokens_list(kubeconfig: Kubeconfig = None, context: Context = None, namespac
     """List upstream tokens with readiness, health, allocation count and usage."""
     from tokenpool.cli import tables
 
-    target = _target(kubeconfig, context, namespace)
-    rows = _run(target, tables.token_rows)
-    typer.echo(tables.table(rows) if rows else f"No UpstreamTokens in namespace {target.namespace}.")
+    where = target(kubeconfig, context, namespace)
+    rows = run(where, tables.token_rows)
+    typer.echo(tables.table(rows) if rows else f"No UpstreamTokens in namespace {where.namespace}.")
 
 
 def _parse_selector(selector: str) -> dict[str, str]:
@@ -176,7 +113,7 @@ def _parse_selector(selector: str) -> dict[str, str]:
     for part in filter(None, (p.strip() for p in selector.split(","))):
         key, sep, value = part.partition("=")
         if not sep or not key:
-            _fail(f"--selector takes key=value[,key=value], got {part!r}", code=2)
+            fail(f"--selector takes key=value[,key=value], got {part!r}", code=2)
         pairs[key.strip()] = value.strip()
     return pairs
 
@@ -207,18 +144,18 @@ def allocate(
     names = [t.strip() for t in tokens.split(",") if t.strip()] if tokens else None
     labels = _parse_selector(selector) if selector else None
     if bool(names) == bool(labels):
-        _fail("give either --tokens or --selector (with --count)", code=2)
-    target = _target(kubeconfig, context, namespace)
-    obj = _run(target, operations.allocate, user, names, labels, count, priority, name)
+        fail("give either --tokens or --selector (with --count)", code=2)
+    where = target(kubeconfig, context, namespace)
+    obj = run(where, operations.allocate, user, names, labels, count, priority, name)
     alloc = obj["metadata"]["name"]
     typer.echo(f"tokenallocation.tokenpool.io/{alloc} created")
     if not wait:
         return
-    verdict = _run(target, operations.wait_allocation, alloc, wait)
+    verdict = run(where, operations.wait_allocation, alloc, wait)
     if verdict is None:
         typer.secho(f"warning: the operator has not reconciled {alloc} within {wait:g}s", err=True)
     elif not verdict.ready:
-        _fail(f"{alloc} is not ready ({verdict.reason}): {verdict.message}")
+        fail(f"{alloc} is not ready ({verdict.reason}): {verdict.message}")
     else:
         typer.echo(f"granted: {', '.join(verdict.tokens)}")
 
@@ -248,7 +185,7 @@ def migrate(
     try:
         result = convert(dump.read_text(encoding="utf-8-sig"), namespace)  # tolerate a BOM
     except (MigrationError, UnicodeDecodeError) as exc:
-        _fail(str(exc), code=2)
+        fail(str(exc), code=2)
     text = yaml.safe_dump_all(result.manifests, allow_unicode=True, sort_keys=False)
     for warning in result.warnings:
         typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
@@ -282,4 +219,4 @@ def register(app: typer.Typer) -> None:
 
 def _dev_needs_checkout() -> None:
     """Run the whole system locally (needs a checkout of the repository: `make dev`)."""
-    _fail("`tokenpool dev` runs from a checkout of the repository with the dev extra: `make dev`")
+    fail("`tokenpool dev` runs from a checkout of the repository with the dev extra: `make dev`")

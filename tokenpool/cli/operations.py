@@ -180,31 +180,46 @@ async def allocate(
 
 
 @dataclass(frozen=True)
-class AllocationResult:
+class Verdict:
+    """The operator's word on an object: one condition of its status, and the status itself."""
+
     ready: bool
     reason: str
     message: str
-    tokens: tuple[str, ...]
+    status: dict[str, Any]
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        """An allocation's granted tokens."""
+        return tuple(self.status.get("tokens") or ())
 
 
-async def wait_allocation(target: Target, name: str, within_s: float) -> AllocationResult | None:
-    """The operator's verdict on an allocation (None if it has not reconciled it in time)."""
+async def wait_condition(
+    target: Target, plural: str, name: str, ctype: str, within_s: float
+) -> Verdict | None:
+    """The condition ``ctype`` once the operator observed the object's current generation
+    (None if it has not within ``within_s``)."""
     deadline = time.monotonic() + within_s
     while True:
-        obj = await _get(target, contract.PLURAL_ALLOCATION, name)
+        obj = await _get(target, plural, name)
         status = obj.get("status") or {}
         if status.get("observedGeneration", 0) >= obj["metadata"].get("generation", 1):
             for cond in status.get("conditions") or []:
-                if cond.get("type") == "Ready":
-                    return AllocationResult(
+                if cond.get("type") == ctype:
+                    return Verdict(
                         ready=cond.get("status") == "True",
                         reason=str(cond.get("reason", "")),
                         message=str(cond.get("message", "")),
-                        tokens=tuple(status.get("tokens") or ()),
+                        status=status,
                     )
         if time.monotonic() > deadline:
             return None
         await asyncio.sleep(0.2)
+
+
+async def wait_allocation(target: Target, name: str, within_s: float) -> Verdict | None:
+    """The operator's verdict on an allocation (None if it has not reconciled it in time)."""
+    return await wait_condition(target, contract.PLURAL_ALLOCATION, name, "Ready", within_s)
 
 
 def _alloc_name(user: str) -> str:
