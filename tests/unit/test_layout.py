@@ -20,6 +20,7 @@ if (ROOT / "console").is_dir():
 # Every component has its own entry point and settings class; they are always named by package.
 CONVENTIONAL = {"__init__", "__main__", "main", "settings"}
 RUNTIME_PACKAGES = (
+    "tokenpool.accounts",
     "tokenpool.contract",
     "tokenpool.cli",
     "tokenpool.kube",

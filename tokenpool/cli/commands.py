@@ -14,10 +14,12 @@ from typing import Annotated
 
 import typer
 
+from tokenpool.cli.account_login import tokens_login
 from tokenpool.cli.invocation import Context, Kubeconfig, Namespace, fail, run, target
 
 users_app = typer.Typer(help="Create users, show or rotate their personal tokens, list them with usage.")
-tokens_app = typer.Typer(help="Upstream tokens in the pool.")
+tokens_app = typer.Typer(help="Upstream tokens in the pool: list them, add an Augment account by signing in.")
+tokens_app.command("login")(tokens_login)
 
 WaitTimeout = Annotated[
     float, typer.Option("--timeout", help="Seconds to wait for the operator to write the personal token.")

@@ -20,6 +20,9 @@ Control API (JSON), for tests and demos:
 * ``GET /_control/stats``: per token ``{requests, in_flight, max_in_flight}``.
 * ``POST /_control/reset``: everything back to defaults.
 
+Account endpoints (OAuth ``token``, ``subscription-info``, ``get-credit-info``, ``get-models``)
+and their knobs (``/_control/accounts/…``, ``/_control/oauth/…``): :mod:`.fake_accounts`.
+
 ``POST {prefix}/chat/completions`` is a minimal OpenAI-compatible SSE endpoint for the proxy's
 pass-through provider (same answer settings; faults ``unauthorized`` and ``server_error``).
 """
@@ -35,6 +38,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+
+from tokenpool.dev import fake_accounts
 
 SUSPENDED_TEXT = "Your account has been suspended because of unusual activity."
 BLOCKED_TEXT = "Request blocked. Please reach out to support@augmentcode.com if you think this was a mistake."
@@ -62,6 +67,7 @@ class State:
     tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, Stats] = field(default_factory=dict)
+    accounts: fake_accounts.Accounts = field(default_factory=fake_accounts.Accounts)
 
 
 def _lines(text: str, chunks: int, stop: str) -> list[bytes]:
@@ -134,7 +140,10 @@ async def chat_stream(request: web.Request) -> web.StreamResponse:
             stats.in_flight -= 1
 
     try:
-        return await _answer(request, _fault(state, token), finish)
+        resp = await _answer(request, _fault(state, token), finish)
+        if resp.status == 200:
+            state.accounts.charge(token)
+        return resp
     finally:
         finish()
 
@@ -183,14 +192,14 @@ async def simple_probe(request: web.Request) -> web.Response:
     token = request.headers.get("authorization", "")[7:]
     if state.tokens.get(token, {}).get("fault") == "unauthorized":
         return web.Response(status=401, text="Invalid token")
-    if request.path.endswith("get-models"):
-        return web.json_response({"default_model": "fake-default", "models": [{"name": "fake-default"}]})
     return web.json_response({"unknown_memory_names": [], "nonindexed_blob_names": []})
 
 
 async def control(request: web.Request) -> web.Response:
     state: State = request.app["state"]
     what, method = request.match_info["what"], request.method
+    if what.startswith(("accounts/", "oauth")):
+        return await fake_accounts.control(request, state.accounts, what)
     if what == "config" and method == "PUT":
         state.config.update(await request.json())
     elif what.startswith("tokens/") and method == "PUT":
@@ -207,6 +216,7 @@ async def control(request: web.Request) -> web.Response:
         state.config, state.tokens = dict(DEFAULTS), {}
         state.requests.clear()
         state.stats.clear()
+        state.accounts = fake_accounts.Accounts()
     else:
         return web.json_response({"error": "unknown control call"}, status=404)
     return web.json_response({"ok": True})
@@ -218,8 +228,10 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         return await chat_stream(request)
     if path.endswith("/chat/completions"):
         return await openai_chat(request)
-    if path.endswith(("/find-missing", "/get-models")):
+    if path.endswith("/find-missing"):
         return await simple_probe(request)
+    if fake_accounts.handles(path):
+        return await fake_accounts.endpoint(request, request.app["state"].accounts)
     return web.json_response({"error": "not found"}, status=404)
 
 

@@ -1,0 +1,1 @@
+"""Upstream accounts: adding them (OAuth sign-in), used by the CLI and the console."""
