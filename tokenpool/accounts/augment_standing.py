@@ -62,13 +62,12 @@ def parse_subscription(doc: Any) -> dict[str, Any] | None:
 def parse_credits(doc: Any) -> dict[str, Any] | None:
     if not isinstance(doc, dict):
         return None
-    total, remaining = doc.get("usage_units_total"), doc.get("usage_units_remaining")
-    numbers = [
-        v for v in (total, remaining) if isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
-    ]
-    if len(numbers) != 2:
-        return None
-    return {"credits_total": int(total), "credits_remaining": int(remaining)}
+    numbers: list[int] = []
+    for value in (doc.get("usage_units_total"), doc.get("usage_units_remaining")):
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            return None
+        numbers.append(int(value))
+    return {"credits_total": numbers[0], "credits_remaining": numbers[1]}
 
 
 def parse_models(doc: Any) -> dict[str, Any] | None:
