@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# One image, two commands: `tokenpool operator` and `tokenpool proxy` (the chart passes the
-# command as the container's args). Multi-stage: the build stage resolves the pinned
+# One image, three commands: `tokenpool operator`, `tokenpool proxy` and `tokenpool console` (the
+# chart passes the command as the container's args). Multi-stage: the build stage resolves the pinned
 # dependencies into a virtualenv; the runtime stage copies only that virtualenv.
 #
 # Pin the base image by digest for reproducible, tamper-evident builds. The digest below is a
@@ -18,12 +18,13 @@ COPY pyproject.toml README.md ./
 COPY tokenpool ./tokenpool
 COPY operator ./operator
 COPY proxy ./proxy
+COPY console ./console
 RUN /opt/tokenpool/bin/pip install --no-compile . \
     && /opt/tokenpool/bin/python -m compileall -q /opt/tokenpool/lib
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="tokenpool" \
-      org.opencontainers.image.description="Kubernetes-native token pool: operator and proxy" \
+      org.opencontainers.image.description="Kubernetes-native token pool: operator, proxy and console" \
       org.opencontainers.image.licenses="Apache-2.0"
 # Read-only root filesystem at run time: no bytecode writes, HOME on the /tmp volume the chart
 # mounts; unbuffered logs.
@@ -31,6 +32,6 @@ ENV PATH=/opt/tokenpool/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 H
 COPY --from=build /opt/tokenpool /opt/tokenpool
 # A numeric non-root user, so Kubernetes can verify runAsNonRoot without a passwd lookup.
 USER 65532:65532
-EXPOSE 8080 8081
+EXPOSE 8080 8081 8090
 ENTRYPOINT ["tokenpool"]
 CMD ["proxy"]

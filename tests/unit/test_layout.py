@@ -26,6 +26,7 @@ RUNTIME_PACKAGES = (
     "tokenpool.kube",
     "tokenpool_operator",
     "tokenpool_proxy",
+    "tokenpool_console",
 )
 
 

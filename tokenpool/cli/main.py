@@ -1,4 +1,4 @@
-"""The `tokenpool` command: run the operator or the proxy, and admin conveniences."""
+"""The `tokenpool` command: run the operator, the proxy or the console, and admin conveniences."""
 
 from __future__ import annotations
 
@@ -32,6 +32,17 @@ def proxy_cmd() -> None:
     Settings come from TOKENPOOL_PROXY_* environment variables (docs/proxy.md).
     """
     from tokenpool_proxy.main import run
+
+    run()
+
+
+@app.command("console")
+def console_cmd() -> None:
+    """Run the console: the admin REST API, the web dashboard and the self-service page.
+
+    Settings come from TOKENPOOL_CONSOLE_* environment variables (docs/console.md).
+    """
+    from tokenpool_console.main import run
 
     run()
 

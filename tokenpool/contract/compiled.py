@@ -43,6 +43,9 @@ ANNOTATION_CONTENT_HASH = "tokenpool.io/content-hash"
 # Secret records the value it was last rotated for, so each value rotates exactly once.
 ANNOTATION_ROTATE_PERSONAL_TOKEN = "tokenpool.io/rotate-personal-token"  # noqa: S105 (a name)
 ANNOTATION_ROTATED_FOR = "tokenpool.io/rotated-for"
+# On an UpstreamToken: set to a new value (a timestamp) to ask for a health check of the token now
+# instead of at its next scheduled probe (the console's "check now" sets it).
+ANNOTATION_CHECK_NOW = "tokenpool.io/check-now"
 
 USER_ROUTE_KEY = "route.json"
 UPSTREAM_ROUTE_KEY = "upstream.json"
