@@ -43,6 +43,23 @@ def is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
 
 
+def base_of(request: Request) -> str:
+    """The path prefix the console is served under (``TOKENPOOL_CONSOLE_BASE_PATH``), or ""."""
+    return str(request.scope.get("root_path") or "")
+
+
+def page_path(request: Request) -> str:
+    """The request's path inside the console (without the base path)."""
+    base = base_of(request)
+    path = request.url.path
+    return (path[len(base) :] if base and path.startswith(base) else path) or "/"
+
+
+def redirect(request: Request, path: str) -> RedirectResponse:
+    """303 to a page of the console (``path`` inside the console)."""
+    return RedirectResponse(base_of(request) + path, status_code=303)
+
+
 def local_path(target: str | None, fallback: str = "/") -> str:
     """A redirect target inside the console (never another site: no scheme, no //, no \\)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
@@ -59,7 +76,8 @@ def render(
     base = {
         "lang": lang,
         "t": i18n.translator(lang),
-        "path": request.url.path,
+        "base": base_of(request),
+        "path": page_path(request),
         "session": session,
         "caller": session.caller if session else None,
         "csrf": session.csrf if session else "",
@@ -76,10 +94,10 @@ def render_problem(
     request: Request, problem: problems.Problem, headers: dict[str, str] | None = None
 ) -> Response:
     if problem.status == 401:
-        target = "/login?next=" + quote(request.url.path)
+        target = "/login?next=" + quote(page_path(request))
         if is_htmx(request):
-            return Response(status_code=204, headers={"HX-Redirect": target})
-        return RedirectResponse(target, status_code=303)
+            return Response(status_code=204, headers={"HX-Redirect": base_of(request) + target})
+        return redirect(request, target)
     if is_htmx(request):
         extra = {"HX-Retarget": "#notice", "HX-Reswap": "innerHTML", **(headers or {})}
         return render(request, "_problem.html", problem.status, extra, problem=problem)

@@ -13,7 +13,7 @@ from . import forms, joining, queries, user_actions
 from .api_models import InvitationCreate, UserCreate, UserEdit
 from .backend import Backend
 from .guards import BackendDep, form_fields
-from .page_kit import render
+from .page_kit import base_of, render
 from .pages_self import PageCaller
 from .pool_stats import user_summary
 from .tallies import utc_today
@@ -106,7 +106,7 @@ async def user_action(
         await joining.approve(b, caller, ns, name)
     elif action in ("reject", "delete"):
         await (joining.reject if action == "reject" else user_actions.delete_user)(b, caller, ns, name)
-        response = Response(status_code=204, headers={"HX-Redirect": "/users"})
+        response = Response(status_code=204, headers={"HX-Redirect": base_of(request) + "/users"})
         return response
     elif action == "edit":
         body = forms.model(

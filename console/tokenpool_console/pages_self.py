@@ -6,14 +6,15 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse
 
 from . import forms, joining, problems, self_service
 from .api_models import ClaimIn, JoinIn
 from .api_self import log_in
+from .callers import Caller
 from .guards import Authed, BackendDep, authenticate, client_address, form_fields, limited, same_origin
 from .login_sessions import same
-from .page_kit import LANG_COOKIE, local_path, render
+from .page_kit import LANG_COOKIE, base_of, local_path, redirect, render
 from .tallies import utc_today
 
 router = APIRouter(include_in_schema=False)
@@ -26,6 +27,10 @@ async def page_caller(request: Request, authed: Annotated[Authed, Depends(authen
 
 
 PageCaller = Annotated[Authed, Depends(page_caller)]
+
+
+def home(caller: Caller) -> str:
+    return "/overview" if caller.is_pool_admin or not caller.is_pool_user else "/me"
 
 
 def _pre_csrf(request: Request, b: BackendDep) -> str:
@@ -50,10 +55,8 @@ async def index(request: Request, b: BackendDep) -> Response:
     session = b.sessions.get(request.cookies.get(b.sessions.cookie))
     caller = b.auth.current(session.caller) if session else None
     if caller is None:
-        return RedirectResponse("/login", status_code=303)
-    return RedirectResponse(
-        "/overview" if caller.is_pool_admin or not caller.is_pool_user else "/me", status_code=303
-    )
+        return redirect(request, "/login")
+    return redirect(request, home(caller))
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -67,24 +70,16 @@ async def login_page(request: Request, b: BackendDep, next: str = "/") -> Respon
 @router.post("/login")
 async def login_submit(request: Request, b: BackendDep) -> Response:
     form = await _checked_form(request, b)
-    response = RedirectResponse(local_path(form.get("next")), status_code=303)
+    target = local_path(form.get("next"))
+    response = redirect(request, target)
     try:
         caller, _, _ = await log_in(b, request, response, form.get("token", ""), form.get("namespace"))
     except problems.Problem as exc:
         token = _pre_csrf(request, b)
-        page = render(
-            request,
-            "login.html",
-            exc.status,
-            pre_csrf=token,
-            next=local_path(form.get("next")),
-            error=exc.message,
-        )
+        page = render(request, "login.html", exc.status, pre_csrf=token, next=target, error=exc.message)
         return _with_pre_csrf(page, b, token)
-    if local_path(form.get("next")) == "/":
-        response.headers["location"] = (
-            "/overview" if caller.is_pool_admin or not caller.is_pool_user else "/me"
-        )
+    if target == "/":
+        response.headers["location"] = base_of(request) + home(caller)
     return response
 
 
@@ -92,7 +87,7 @@ async def login_submit(request: Request, b: BackendDep) -> Response:
 async def logout(request: Request, b: BackendDep, authed: PageCaller) -> Response:
     if authed.session is not None:
         b.sessions.drop(authed.session.sid)
-    response = RedirectResponse("/login", status_code=303)
+    response = redirect(request, "/login")
     response.delete_cookie(
         b.sessions.cookie, path="/", secure=b.sessions.secure, httponly=True, samesite="strict"
     )
@@ -100,8 +95,8 @@ async def logout(request: Request, b: BackendDep, authed: PageCaller) -> Respons
 
 
 @router.get("/lang/{lang}")
-async def choose_language(lang: str, next: str = "/") -> Response:
-    response = RedirectResponse(local_path(next), status_code=303)
+async def choose_language(request: Request, lang: str, next: str = "/") -> Response:
+    response = redirect(request, local_path(next))
     if lang in ("en", "zh"):
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, path="/", samesite="lax", httponly=True)
     return response
@@ -114,7 +109,7 @@ async def choose_namespace(request: Request, b: BackendDep, authed: PageCaller) 
     if authed.session is None or authed.caller.is_pool_user or namespace not in b.settings.namespaces:
         raise problems.invalid("no such namespace here")
     authed.session.namespace = namespace
-    return RedirectResponse(local_path(form.get("next"), "/overview"), status_code=303)
+    return redirect(request, local_path(form.get("next"), "/overview"))
 
 
 @router.get("/me", response_class=HTMLResponse)
@@ -164,7 +159,7 @@ async def join_submit(request: Request, b: BackendDep) -> Response:
         return _with_pre_csrf(
             render(request, "join.html", exc.status, pre_csrf=token, error=exc.message), b, token
         )
-    response = RedirectResponse("/join/status", status_code=303)
+    response = redirect(request, "/join/status")
     response.set_cookie(JOIN_COOKIE, f"{name}:{claim}", **b.sessions.cookie_args(30 * 86400))  # type: ignore[arg-type]
     return response
 

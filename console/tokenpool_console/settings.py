@@ -17,6 +17,8 @@ class ConsoleSettings(BaseSettings):
     namespaces: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["default"])
     host: str = "0.0.0.0"
     port: int = Field(default=8090, ge=0, le=65535)
+    # Path prefix the console is served under (e.g. "/console" behind an Ingress path); empty: "/".
+    base_path: str = Field(default="", pattern=r"^(/[A-Za-z0-9._~-]+)*$")
     # Optional kubeconfig path; empty: $KUBECONFIG, in-cluster, ~/.kube/config (like kubectl).
     kubeconfig: str = ""
     # Cookies only over HTTPS (Secure). Browsers also accept them from http://localhost, so only a

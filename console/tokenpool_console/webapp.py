@@ -22,7 +22,7 @@ from tokenpool.kube.client import KubeClient
 from . import api_self, api_stats, api_tokens, api_users, pages_admin, pages_pool, pages_self, problems
 from .backend import Backend
 from .mirror import PoolMirror
-from .page_kit import render_problem
+from .page_kit import page_path, render_problem
 from .settings import ConsoleSettings
 
 STATIC = Path(__file__).parent / "static"
@@ -42,7 +42,7 @@ def build_backend(settings: ConsoleSettings) -> Backend:
 
 
 def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
+    return page_path(request).startswith("/api/")
 
 
 async def _problem(request: Request, exc: Exception) -> Response:
@@ -65,10 +65,18 @@ async def _invalid(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: ConsoleSettings, backend: Backend | None = None) -> FastAPI:
+    """The console; under ``settings.base_path`` when set (probes stay at ``/healthz``, ``/readyz``)."""
+    app = _console()
+    outer = app
+    if settings.base_path:
+        outer = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+        _probes(outer)
+        outer.mount(settings.base_path, app)
+
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         b = backend or build_backend(settings)
-        app.state.backend = b
+        app.state.backend = outer.state.backend = b
         b.mirror.start()
         try:
             yield
@@ -77,11 +85,26 @@ def create_app(settings: ConsoleSettings, backend: Backend | None = None) -> Fas
             if backend is None:
                 await b.kube.close()
 
+    outer.router.lifespan_context = lifespan
+    return outer
+
+
+def _probes(app: FastAPI) -> None:
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        synced = request.app.state.backend.mirror.synced
+        return JSONResponse({"status": "ready" if synced else "syncing"}, status_code=200 if synced else 503)
+
+
+def _console() -> FastAPI:
     app = FastAPI(
         title="tokenpool console",
         version="v1",
         description="Admin and self-service API over the tokenpool custom resources (docs/console.md).",
-        lifespan=lifespan,
         docs_url="/api/docs",
         redoc_url=None,
         openapi_url="/api/openapi.json",
@@ -111,15 +134,7 @@ def create_app(settings: ConsoleSettings, backend: Backend | None = None) -> Fas
         )
         return response
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz(request: Request) -> JSONResponse:
-        synced = request.app.state.backend.mirror.synced
-        return JSONResponse({"status": "ready" if synced else "syncing"}, status_code=200 if synced else 503)
-
+    _probes(app)
     for router in (
         api_self.auth,
         api_self.me,

@@ -76,7 +76,7 @@ def test_proxy_defaults_two_replicas_probes_pdb_and_service(default_render: list
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     selector = px["spec"]["selector"]["matchLabels"]
     assert one(default_render, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"] == selector
-    svc = one(default_render, "Service")
+    svc = one(default_render, "Service", "proxy")
     assert svc["spec"]["selector"] == selector
     assert svc["spec"]["ports"][0]["targetPort"] == "http"
     assert (
@@ -94,7 +94,7 @@ def test_single_proxy_replica_gets_no_pdb(helm: Helm) -> None:
 def test_all_features_render_every_optional_object(all_features_render: list[Manifest]) -> None:
     kinds = {m["kind"] for m in all_features_render}
     assert kinds >= OPTIONAL_KINDS | {"PodDisruptionBudget"}
-    assert len(by_kind(all_features_render, "NetworkPolicy")) == 2
+    assert len(by_kind(all_features_render, "NetworkPolicy")) == 3
 
     px = one(all_features_render, "Deployment", "proxy")
     assert "replicas" not in px["spec"], "the HPA owns the replica count"
@@ -102,7 +102,7 @@ def test_all_features_render_every_optional_object(all_features_render: list[Man
     assert hpa["spec"]["scaleTargetRef"]["name"] == px["metadata"]["name"]
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 6)
 
-    ing = one(all_features_render, "Ingress")
+    ing = one(all_features_render, "Ingress", "proxy")
     assert ing["spec"]["ingressClassName"] == "nginx"
     assert ing["spec"]["rules"][0]["host"] == "tokenpool.example.com"
     assert ing["spec"]["tls"] == [{"hosts": ["tokenpool.example.com"], "secretName": "tokenpool-tls"}]
@@ -166,7 +166,7 @@ def test_crds_can_be_left_out_or_not_kept(helm: Helm) -> None:
     assert all("helm.sh/resource-policy" not in c["metadata"].get("annotations", {}) for c in unkept)
 
 
-@pytest.mark.parametrize("component", ["operator", "proxy"])
+@pytest.mark.parametrize("component", ["operator", "proxy", "console"])
 def test_pods_are_locked_down(default_render: list[Manifest], component: str) -> None:
     dep = one(default_render, "Deployment", component)
     pod = dep["spec"]["template"]["spec"]
@@ -184,7 +184,9 @@ def test_pods_are_locked_down(default_render: list[Manifest], component: str) ->
 def test_rbac_has_no_wildcards(request: pytest.FixtureRequest, render: str) -> None:
     manifests: list[Manifest] = request.getfixturevalue(render)
     roles = [m for m in manifests if m["kind"] in RBAC_KINDS]
-    assert len(roles) == 3
+    # Roles of operator, proxy, console; ClusterRoles of operator, console, and the pool's admin
+    # and viewer roles for people.
+    assert len(roles) == 7
     for role in roles:
         for rule in role["rules"]:
             for key in ("apiGroups", "resources", "verbs"):
@@ -273,6 +275,8 @@ def test_existing_service_accounts_can_be_used(helm: Helm) -> None:
             "operator.serviceAccount.name": "platform-operator",
             "proxy.serviceAccount.create": "false",
             "proxy.serviceAccount.name": "platform-proxy",
+            "console.serviceAccount.create": "false",
+            "console.serviceAccount.name": "platform-console",
         }
     )
     assert by_kind(rendered, "ServiceAccount") == []

@@ -75,6 +75,23 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
+{{- define "tokenpool.console.fullname" -}}
+{{- printf "%s-console" (include "tokenpool.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "tokenpool.console.serviceAccountName" -}}
+{{- if .Values.console.serviceAccount.create }}
+{{- default (include "tokenpool.console.fullname" .) .Values.console.serviceAccount.name }}
+{{- else }}
+{{- required "console.serviceAccount.name is required when console.serviceAccount.create=false" .Values.console.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Cluster-scoped console grants carry the namespace, like the operator's. */}}
+{{- define "tokenpool.console.clusterRoleName" -}}
+{{- printf "%s-%s" (include "tokenpool.console.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{/* repository@digest when a digest is given (immutable), else repository:tag (tag defaults to appVersion). */}}
 {{- define "tokenpool.image" -}}
 {{- if .Values.image.digest }}
