@@ -23,16 +23,12 @@ from . import problems
 from .callers import Caller
 
 SUBJECT_ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
-REVIEW_CACHE_SECONDS = 5.0
 log = logging.getLogger("tokenpool.console.access")
-
-# The verbs a page or endpoint needs, by what it does.
-READ = "list"
 
 
 class Access:
-    def __init__(self, kube: KubeClient, namespaces: list[str]) -> None:
-        self.kube, self.namespaces = kube, namespaces
+    def __init__(self, kube: KubeClient, namespaces: list[str], cache_s: float = 5.0) -> None:
+        self.kube, self.namespaces, self.cache_s = kube, namespaces, cache_s
         self._reviews: dict[tuple[Any, ...], tuple[float, bool]] = {}
 
     async def check(
@@ -87,7 +83,7 @@ class Access:
         allowed = bool(((review or {}).get("status") or {}).get("allowed"))
         if len(self._reviews) > 50_000:
             self._reviews.clear()
-        self._reviews[key] = (time.monotonic() + REVIEW_CACHE_SECONDS, allowed)
+        self._reviews[key] = (time.monotonic() + self.cache_s, allowed)
         return allowed
 
     def writer(self, caller: Caller) -> KubeClient:

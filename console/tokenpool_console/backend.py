@@ -29,7 +29,7 @@ class Backend:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.access = Access(self.kube, s.namespaces)
+        self.access = Access(self.kube, s.namespaces, s.access_review_cache_seconds)
         self.auth = Authenticator(self.mirror, self.kube, s.kubernetes_login, s.kubernetes_audiences)
         self.sessions = SessionStore(s.session_idle_seconds, s.session_max_seconds, s.cookie_secure)
         self.login_throttle = Throttle(

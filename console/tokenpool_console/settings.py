@@ -33,6 +33,8 @@ class ConsoleSettings(BaseSettings):
     login_window_seconds: int = Field(default=300, ge=1)
     # Kubernetes identities (TokenReview + SubjectAccessReview + impersonation); off: only PoolUsers.
     kubernetes_login: bool = True
+    # How long an access review's answer is reused for the same person and action.
+    access_review_cache_seconds: float = Field(default=5.0, ge=0)
     # Audiences a Kubernetes token must carry (empty: the API server's default).
     kubernetes_audiences: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Joining the pool: off, only with an invitation code, or open to anyone (admin approval

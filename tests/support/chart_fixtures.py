@@ -62,10 +62,14 @@ def chart_rbac(
     remove the cluster-scoped ones (the namespace goes with the test)."""
     rendered = [m for m in helm.template(namespace=namespace) if m["kind"] in RBAC_KINDS]
     kubectl("apply", "-f", "-", input=to_yaml_stream(rendered))
+    roles = {m["metadata"]["name"] for m in rendered if m["kind"] == "ClusterRole"}
     yield Identities(
         namespace,
         one(rendered, "ServiceAccount", "operator")["metadata"]["name"],
         one(rendered, "ServiceAccount", "proxy")["metadata"]["name"],
+        one(rendered, "ServiceAccount", "console")["metadata"]["name"],
+        next(r for r in roles if r.endswith("-admin")),
+        next(r for r in roles if r.endswith("-viewer")),
     )
     cluster_scoped = [
         f"{m['kind'].lower()}/{m['metadata']['name']}" for m in rendered if m["kind"].startswith("Cluster")

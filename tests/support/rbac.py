@@ -9,11 +9,14 @@ import kubernetes
 
 @dataclass(frozen=True)
 class Identities:
-    """The chart's ServiceAccounts, applied in ``namespace``."""
+    """The chart's ServiceAccounts, applied in ``namespace``, and its ClusterRoles for people."""
 
     namespace: str
     operator: str
     proxy: str
+    console: str = ""
+    pool_admin_role: str = ""
+    pool_viewer_role: str = ""
 
 
 @dataclass(frozen=True)
