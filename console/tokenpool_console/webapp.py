@@ -121,7 +121,7 @@ def _console() -> FastAPI:
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Referrer-Policy"] = "same-origin"  # "no-referrer" makes browsers send Origin: null
         if not request.url.path.startswith("/static/"):
             response.headers["Cache-Control"] = "no-store"
         # The path only: no query string (search terms), never a token (tokens never go in URLs).

@@ -13,3 +13,8 @@ document.addEventListener("click", (event) => {
 document.addEventListener("change", (event) => {
   if (event.target.matches("select[data-autosubmit]")) event.target.form.submit();
 });
+// Forms marked data-reset are emptied after a successful submit (a created user, token, ...).
+document.addEventListener("htmx:afterRequest", (event) => {
+  const form = event.target;
+  if (form.matches && form.matches("form[data-reset]") && event.detail.successful) form.reset();
+});
