@@ -1,5 +1,5 @@
 # The two set-up commands of the README. Both install what they need by themselves.
-.PHONY: dev test lint bench bootstrap
+.PHONY: dev test lint bench bootstrap browser
 
 bootstrap:
 	@bash hack/bootstrap.sh
@@ -10,7 +10,11 @@ dev:
 	@TOKENPOOL_SKIP_BINARIES=1 bash hack/bootstrap.sh
 	.venv/bin/tokenpool dev $(DEV_ARGS)
 
-test: bootstrap
+# The console's browser tests drive Debian's headless Chromium (installed once, by apt-get).
+browser:
+	@bash hack/install-browser.sh
+
+test: bootstrap browser
 	.venv/bin/python -m pytest -q $(PYTEST_ARGS)
 
 lint: bootstrap

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.waiting import wait_for
@@ -167,8 +168,18 @@ def test_dev_prints_working_instructions_and_stops_cleanly(tmp_path: Path, dev_r
     assert chat.returncode == 0, chat.stderr
     assert chat.stdout.strip() == DEFAULTS["text"]
 
+    # The console: its URL and the demo admin's login, as printed.
+    console = re.search(r"^Console \(.*\): (http://127\.0\.0\.1:\d+)$", text, re.M)
+    login = re.search(
+        r"log in as the demo admin '(\S+)' with its personal token: ([0-9a-f]{64})$", text, re.M
+    )
+    assert console and login, text
+    assert tokens[login.group(1)] == ("Admin", login.group(2))
+    answer = httpx.post(f"{console.group(1)}/api/auth/login", json={"token": login.group(2)}, timeout=10)
+    assert answer.status_code == 200 and answer.json()["caller"]["role"] == "Admin"
+
     children = descendants(run.proc.pid)
-    assert len(children) >= 5  # etcd, kube-apiserver, fake upstream, operator, proxy
+    assert len(children) >= 6  # etcd, kube-apiserver, fake upstream, operator, proxy, console
     run.interrupt()
     left = [pid for pid, start in children.items() if still_running(pid, start)]
     assert not left, f"processes left behind: {left}"

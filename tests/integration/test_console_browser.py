@@ -103,6 +103,7 @@ def test_admin_creates_allocates_and_sees_usage(browser: Browser, system: dict[s
 
     wait_for(usage_shown, 30, interval=0.5, what="carol's 3 requests on her page")
     browser.shot("user-detail")
+
     def stats_shown() -> bool:  # statistics may be up to a few seconds old (pool_stats.CACHE_SECONDS)
         browser.open(f"{url}/stats")
         return "carol" in browser.text("#top-users") and browser.text("#stat-requests") == "3"

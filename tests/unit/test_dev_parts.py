@@ -48,8 +48,11 @@ def test_instructions_use_the_users_token_and_quote_for_the_shell() -> None:
         model="augment-chat",
         logs="/x/logs",
         demo=True,
+        console_url="http://127.0.0.1:8090",
     )
     text = info.render()
+    assert "Console (dashboard, users, tokens, statistics; docs/console.md): http://127.0.0.1:8090" in text
+    assert "log in as the demo admin 'boss' with its personal token: " + "a" * 64 in text
     curls = [line for line in text.splitlines() if line.startswith("curl ")]
     assert len(curls) == 2
     info_argv, tokens_argv = (shlex.split(line) for line in curls)

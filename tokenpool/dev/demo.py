@@ -75,6 +75,7 @@ class Instructions:
     model: str
     logs: str
     demo: bool
+    console_url: str = ""
 
     def user_token(self) -> str:
         users = [t for _, role, t in self.tokens if role != "Admin"] or [t for *_, t in self.tokens]
@@ -132,6 +133,17 @@ class Instructions:
             ]
         if self.demo:
             lines += ["", "The upstream is the local fake Augment server: its answers are canned."]
+        if self.console_url:
+            admins = [(name, token) for name, role, token in self.tokens if role == "Admin"]
+            lines += [
+                "",
+                f"Console (dashboard, users, tokens, statistics; docs/console.md): {self.console_url}",
+            ]
+            if admins:
+                lines.append(
+                    f"  log in as the demo admin {admins[0][0]!r} with its personal token: {admins[0][1]}"
+                )
+            lines.append("  users log in with their own personal token to see their usage and rotate it")
         lines += [
             "",
             f"Manage the pool (namespace {self.namespace}; docs/cli.md):",

@@ -1,7 +1,7 @@
 """`tokenpool dev`: the whole system on this machine, usable in a minute.
 
 One foreground process owns everything it starts: the control plane (unless an existing cluster
-is used), the fake Augment upstream, the operator and the proxy, each a child process in its own
+is used), the fake Augment upstream, the operator, the proxy and the console, each a child process in its own
 process group with its log under ``<state>/logs``. Ctrl-C (or SIGTERM) stops them all; nothing
 outlives this process. State (etcd data, PKI, logs) lives in ``.tokenpool/dev`` of the checkout
 (else ~/.cache/tokenpool/dev), so a second run reuses the cluster's data and starts in seconds.
@@ -50,13 +50,20 @@ def start_fake_upstream(session: DevSession) -> tuple[ManagedProcess, int]:
     return session.spawn("fake-augment", argv, {}), port
 
 
+CONSOLE_PORT = 8090
+
+
 def start_servers(session: DevSession, kubeconfig_path: str) -> None:
-    """Start the operator and the proxy together: their start-up (mostly imports) overlaps."""
+    """Start the operator, the proxy and the console together: their start-up (mostly imports)
+    overlaps."""
     python = sys.executable
     if not port_free(session.port):
         new = free_port()
         echo(f"port {session.port} is busy: the proxy uses {new}")
         session.port = new
+    session.console_port = (
+        CONSOLE_PORT if port_free(CONSOLE_PORT) and session.port != CONSOLE_PORT else free_port()
+    )
     session.spawn(
         "operator",
         [python, "-m", "tokenpool.cli", "operator"],
@@ -78,6 +85,20 @@ def start_servers(session: DevSession, kubeconfig_path: str) -> None:
             "TOKENPOOL_PROXY_HOST": "127.0.0.1",
             "TOKENPOOL_PROXY_PORT": str(session.port),
             "TOKENPOOL_PROXY_LOG_FORMAT": "text",
+        },
+    )
+    session.spawn(
+        "console",
+        [python, "-m", "tokenpool.cli", "console"],
+        {
+            "KUBECONFIG": kubeconfig_path,
+            "TOKENPOOL_CONSOLE_NAMESPACES": session.namespace,
+            "TOKENPOOL_CONSOLE_HOST": "127.0.0.1",
+            "TOKENPOOL_CONSOLE_PORT": str(session.console_port),
+            # Plain HTTP on 127.0.0.1: cookies without the Secure flag (docs/console.md).
+            "TOKENPOOL_CONSOLE_COOKIE_SECURE": "false",
+            "TOKENPOOL_CONSOLE_JOIN": "open",
+            "TOKENPOOL_CONSOLE_LOG_FORMAT": "text",
         },
     )
 
@@ -195,7 +216,9 @@ def _install_and_wait(
     children, timeout = session.children, session.timeout
     wait_until("the proxy's /readyz", lambda: http_json(url + "/readyz")[0] == 200, timeout, children)
     tokens = [(name, role, wait_user(session, kube, url, name)) for name, role in users]
-    info = Instructions(url, session.namespace, kubeconfig_path, tokens, "", str(session.logs), demo)
+    console = f"http://127.0.0.1:{session.console_port}"
+    wait_until("the console's /readyz", lambda: http_json(console + "/readyz")[0] == 200, timeout, children)
+    info = Instructions(url, session.namespace, kubeconfig_path, tokens, "", str(session.logs), demo, console)
     if tokens:
         user_pt = info.user_token()
         wait_until(

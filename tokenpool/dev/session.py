@@ -91,6 +91,7 @@ class DevSession:
         self.logs = state_dir / "logs"
         self.namespace = namespace
         self.port = port
+        self.console_port = 0
         self.timeout = timeout
         self.children: list[ManagedProcess] = []
         self.plane: ControlPlane | None = None
