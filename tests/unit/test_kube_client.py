@@ -159,9 +159,13 @@ class Scripted:
     def __init__(self) -> None:
         self.answers: list[tuple[int, object, dict[str, str]]] = []
         self.seen: list[tuple[str, str, str | None]] = []
+        self.impersonation: list[tuple[list[str], list[str]]] = []
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.seen.append((request.method, request.path_qs, request.headers.get("Authorization")))
+        self.impersonation.append(
+            (request.headers.getall("Impersonate-User", []), request.headers.getall("Impersonate-Group", []))
+        )
         status, body, headers = self.answers.pop(0) if self.answers else (200, {}, {})
         if isinstance(body, list):  # a watch stream of events
             resp = web.StreamResponse(status=status)
@@ -268,3 +272,20 @@ def test_exec_plugin_failure_names_the_command_not_its_output(tmp_path) -> None:
         credentials.run_exec_plugin({"command": sys.executable, "args": [str(plugin)]})
     assert "exited with 3" in str(err.value)
     assert "SECRET-OUTPUT" not in str(err.value)
+
+
+async def test_impersonating_client_sends_who_and_shares_the_connections(api) -> None:
+    """The console writes on behalf of a person: Impersonate-User and one Impersonate-Group header
+    per group, on top of the client's own credentials; the view shares the parent's session."""
+    from tokenpool.kube.client import Impersonation
+
+    async with KubeClient(ClusterConfig(server=api.url, token=TokenSource(static="t"))) as kube:
+        view = kube.impersonating(Impersonation("alice@example.com", ("admins", "system:authenticated")))
+        await view.merge_patch("/apis/x/v1/namespaces/n/things/a", {"spec": {}})
+        await kube.get("/api/v1/x")
+        await view.close()  # closes nothing: the parent's session still works
+        await kube.get("/api/v1/y")
+        assert view._open() is kube._open()
+    assert api.impersonation[0] == (["alice@example.com"], ["admins", "system:authenticated"])
+    assert api.impersonation[1] == ([], []) and api.impersonation[2] == ([], [])
+    assert all(auth == "Bearer t" for _, _, auth in api.seen)
