@@ -14,6 +14,7 @@ import kubernetes
 import pytest
 from kubernetes.client.rest import ApiException
 
+from tests.support.kube_identities import bind, can
 from tests.support.rbac import Access, Identities, service_account_can
 from tokenpool.contract import compiled as contract
 
@@ -101,6 +102,38 @@ OPERATOR_DENIED = [
     ("create", "rbac.authorization.k8s.io:roles", "ns"),
     ("list", "nodes", None),
     *[(v, "namespaces", None) for v in ("create", "update", "patch", "delete")],
+]
+
+
+CRS = ("poolusers", "upstreamtokens", "tokenallocations")
+CONSOLE_ALLOWED = [
+    *[(v, f"{TP}:{r}", "ns") for v in ("get", "list", "watch", "create", "patch", "delete") for r in CRS],
+    *[(v, "secrets", "ns") for v in ("get", "create", "patch")],
+    *[(v, "configmaps", "ns") for v in ("list", "watch", "create")],
+    ("create", "events", "ns"),
+    ("create", "authentication.k8s.io:tokenreviews", None),
+    ("create", "authorization.k8s.io:subjectaccessreviews", None),
+    ("impersonate", "users", None),
+    ("impersonate", "groups", None),
+    ("impersonate", "serviceaccounts", "other"),
+]
+CONSOLE_DENIED = [
+    # Secrets: only by name, never listed, watched, replaced or deleted; none elsewhere.
+    *[(v, "secrets", "ns") for v in ("list", "watch", "update", "delete", "deletecollection")],
+    *[(v, "secrets", "other") for v in ("get", "create")],
+    # The custom resources: only in its namespace, never their status or a replace.
+    *[(v, f"{TP}:{r}", "other") for v in ("get", "list", "create", "patch", "delete") for r in CRS],
+    *[("patch", f"{TP}:{r}/status", "ns") for r in CRS],
+    ("update", f"{TP}:poolusers", "ns"),
+    ("deletecollection", f"{TP}:poolusers", "ns"),
+    # ConfigMaps: no reads by name (but its invitations), no edits of routes.
+    *[(v, "configmaps", "ns") for v in ("get", "update", "patch", "delete")],
+    ("list", "configmaps", "other"),
+    ("create", "pods", "ns"),
+    ("create", "serviceaccounts/token", "ns"),
+    ("create", "rbac.authorization.k8s.io:rolebindings", "ns"),
+    ("list", "namespaces", None),
+    ("create", "apiextensions.k8s.io:customresourcedefinitions", None),
 ]
 
 
@@ -207,3 +240,37 @@ def test_proxy_token_really_is_confined(
         TP, contract.VERSION, ns, contract.PLURAL_USER, "alice"
     )
     assert after["spec"] == user["spec"], "the spec must be unchanged"
+
+
+def test_console_can_do_its_job(kube_api: kubernetes.client.ApiClient, chart_rbac: Identities) -> None:
+    assert _check(kube_api, chart_rbac, chart_rbac.console, CONSOLE_ALLOWED) == []
+
+
+def test_console_can_do_nothing_else(kube_api: kubernetes.client.ApiClient, chart_rbac: Identities) -> None:
+    assert _allowed(kube_api, chart_rbac, chart_rbac.console, CONSOLE_DENIED) == []
+
+
+def test_console_reads_only_its_own_configmap_by_name(
+    kube_api: kubernetes.client.ApiClient, chart_rbac: Identities
+) -> None:
+    ns = chart_rbac.namespace
+    mine = Access("get", "configmaps", "", "", ns, "tokenpool-console-invitations")
+    other = Access("update", "configmaps", "", "", ns, "tokenpool-user-alice")
+    assert service_account_can(kube_api, ns, chart_rbac.console, mine)
+    assert not service_account_can(kube_api, ns, chart_rbac.console, other)
+
+
+def test_pool_roles_for_people(kube_api: kubernetes.client.ApiClient, chart_rbac: Identities) -> None:
+    """The admin/viewer ClusterRoles, bound in the namespace, give people what the console's
+    Kubernetes login checks for (docs/console.md)."""
+    ns = chart_rbac.namespace
+    bind(kube_api, ns, "pat", chart_rbac.pool_admin_role)
+    bind(kube_api, ns, "val", chart_rbac.pool_viewer_role)
+    pat, val = f"system:serviceaccount:{ns}:pat", f"system:serviceaccount:{ns}:val"
+    for verb in ("list", "create", "patch", "delete"):
+        assert can(kube_api, pat, ns, verb, "poolusers", TP)
+    assert can(kube_api, pat, ns, "get", "secrets", "")
+    assert not can(kube_api, pat, OTHER, "list", "poolusers", TP)
+    assert can(kube_api, val, ns, "list", "upstreamtokens", TP)
+    assert not can(kube_api, val, ns, "patch", "poolusers", TP)
+    assert not can(kube_api, val, ns, "get", "secrets", "")

@@ -29,6 +29,7 @@ class Access:
     group: str = ""
     subresource: str = ""
     namespace: str | None = None
+    name: str = ""
 
     def __str__(self) -> str:
         res = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
@@ -54,6 +55,7 @@ def service_account_can(
                 resource=access.resource,
                 subresource=access.subresource or None,
                 namespace=access.namespace,
+                name=access.name or None,
             ),
         )
     )
