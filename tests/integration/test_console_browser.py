@@ -58,7 +58,7 @@ def log_in(browser: Browser, url: str, token: str) -> None:
     browser.find("#whoami")
 
 
-def test_admin_creates_allocates_and_sees_usage(browser: Browser, system: dict[str, Any], pool: Pool) -> None:
+def test_admin_journey(browser: Browser, system: dict[str, Any], pool: Pool) -> None:
     url = system["console"].url
     log_in(browser, url, system["tokens"]["admin"])
     browser.wait_text("h1", "Overview")
