@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -51,6 +52,14 @@ async def _problem(request: Request, exc: Exception) -> Response:
     if _wants_json(request):
         return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
     return render_problem(request, exc, headers)
+
+
+async def _unreachable(request: Request, exc: Exception) -> Response:
+    log.warning("the Kubernetes API did not answer (%s)", type(exc).__name__)
+    return await _problem(
+        request,
+        problems.Problem(503, "KubernetesUnavailable", "the Kubernetes API did not answer: try again"),
+    )
 
 
 async def _invalid(request: Request, exc: Exception) -> Response:
@@ -111,6 +120,8 @@ def _console() -> FastAPI:
     )
     app.add_exception_handler(problems.Problem, _problem)
     app.add_exception_handler(RequestValidationError, _invalid)
+    for unreachable in (aiohttp.ClientError, TimeoutError):
+        app.add_exception_handler(unreachable, _unreachable)
 
     @app.middleware("http")
     async def headers_and_log(
