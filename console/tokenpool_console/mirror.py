@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
@@ -122,25 +122,25 @@ class PoolMirror:
             _KIND_BY_NAME[kind].delete(self, namespace, {"metadata": {"name": name}})
 
     def _put_route(self, ns: str, obj: dict[str, Any]) -> None:
-        name = obj["metadata"]["name"]
-        self._delete_route(ns, obj)
-        try:
-            route = contract.parse_user_route(obj.get("data") or {})
-        except (KeyError, ValueError, ValidationError):
-            return  # a malformed route opens nothing (fail closed)
-        self.routes[route.token_sha256] = RouteEntry(ns, route.user, route.role, route.suspended)
-        self._route_keys[(ns, name)] = route.token_sha256
+        self._put_route_entry(ns, _route(obj))
+
+    def _put_route_entry(self, ns: str, entry: tuple[str, str, RouteEntry | None]) -> None:
+        name, digest, route = entry
+        self._delete_route(ns, {"metadata": {"name": name}})
+        if route is not None:
+            self.routes[digest] = replace(route, namespace=ns)
+            self._route_keys[(ns, name)] = digest
 
     def _delete_route(self, ns: str, obj: dict[str, Any]) -> None:
         key = self._route_keys.pop((ns, obj["metadata"]["name"]), None)
         if key is not None:
             self.routes.pop(key, None)
 
-    def _replace_routes(self, ns: str, objs: list[dict[str, Any]]) -> None:
+    def _replace_routes(self, ns: str, entries: list[tuple[str, str, RouteEntry | None]]) -> None:
         for namespace, name in [k for k in self._route_keys if k[0] == ns]:
             self._delete_route(namespace, {"metadata": {"name": name}})
-        for obj in objs:
-            self._put_route(ns, obj)
+        for entry in entries:
+            self._put_route_entry(ns, entry)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -161,14 +161,28 @@ class PoolMirror:
                 await asyncio.sleep(0.05)
 
 
+def _route(obj: dict[str, Any]) -> tuple[str, str, RouteEntry | None]:
+    """(ConfigMap name, token sha256, what it opens); a malformed route opens nothing."""
+    name, namespace = obj["metadata"]["name"], obj["metadata"].get("namespace", "")
+    try:
+        route = contract.parse_user_route(obj.get("data") or {})
+    except (KeyError, ValueError, ValidationError):
+        return name, "", None
+    return name, route.token_sha256, RouteEntry(namespace, route.user, route.role, route.suspended)
+
+
 @dataclass(frozen=True)
 class _Kind:
+    """One watched kind. ``project`` turns an object into what ``replace`` keeps, so a full list
+    is projected page by page (the raw objects of 10,000 users never sit in memory at once)."""
+
     name: str
     path: Callable[[str], str]
     selector: str
     put: Callable[[PoolMirror, str, dict[str, Any]], None]
     delete: Callable[[PoolMirror, str, dict[str, Any]], None]
-    replace: Callable[[PoolMirror, str, list[dict[str, Any]]], None]
+    project: Callable[[dict[str, Any]], Any]
+    replace: Callable[[PoolMirror, str, list[Any]], None]
 
 
 def _put_row(
@@ -200,11 +214,9 @@ def _delete_row(attr: str) -> Callable[[PoolMirror, str, dict[str, Any]], None]:
     return delete
 
 
-def _replace_rows(
-    attr: str, project: Callable[[dict[str, Any]], Any]
-) -> Callable[[PoolMirror, str, list[dict[str, Any]]], None]:
-    def replace(mirror: PoolMirror, ns: str, objs: list[dict[str, Any]]) -> None:
-        pool, rows = mirror.pools[ns], [project(o) for o in objs]
+def _replace_rows(attr: str) -> Callable[[PoolMirror, str, list[Any]], None]:
+    def replace(mirror: PoolMirror, ns: str, rows: list[Any]) -> None:
+        pool = mirror.pools[ns]
         if attr == "users":
             pool.replace_users(rows)
         else:
@@ -225,7 +237,8 @@ _KINDS = (
         "",
         _put_row("users", user_row),
         _delete_row("users"),
-        _replace_rows("users", user_row),
+        user_row,
+        _replace_rows("users"),
     ),
     _Kind(
         "tokens",
@@ -233,7 +246,8 @@ _KINDS = (
         "",
         _put_row("tokens", token_row),
         _delete_row("tokens"),
-        _replace_rows("tokens", token_row),
+        token_row,
+        _replace_rows("tokens"),
     ),
     _Kind(
         "allocations",
@@ -241,7 +255,8 @@ _KINDS = (
         "",
         _put_row("allocations", allocation_row),
         _delete_row("allocations"),
-        _replace_rows("allocations", allocation_row),
+        allocation_row,
+        _replace_rows("allocations"),
     ),
     _Kind(
         "routes",
@@ -249,6 +264,7 @@ _KINDS = (
         f"{contract.LABEL_ROUTE}={contract.ROUTE_USER}",
         PoolMirror._put_route,
         PoolMirror._delete_route,
+        _route,
         PoolMirror._replace_routes,
     ),
 )
@@ -266,10 +282,14 @@ class _Watcher:
         self.synced = False
 
     async def _list(self) -> str:
-        body = await self.mirror.kube.list(self.path, self.params)
-        self.kind.replace(self.mirror, self.namespace, body["items"])
+        rows: list[Any] = []
+        version = ""
+        async for page in self.mirror.kube.list_pages(self.path, self.params):
+            version = version or str(page["metadata"]["resourceVersion"])
+            rows.extend(self.kind.project(obj) for obj in page.get("items") or ())
+        self.kind.replace(self.mirror, self.namespace, rows)
         self.synced = True
-        return str(body["metadata"]["resourceVersion"])
+        return version
 
     async def run(self) -> None:
         while True:

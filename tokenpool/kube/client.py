@@ -212,18 +212,28 @@ class KubeClient:
     ) -> dict[str, Any]:
         """All items of a collection, fetched in pages; ``metadata.resourceVersion`` of the list
         (to start a watch from) is the first page's."""
-        query = {**(params or {}), "limit": str(page)}
         first: dict[str, Any] | None = None
         items: list[dict[str, Any]] = []
+        async for body in self.list_pages(path, params, page):
+            first = first or body
+            items.extend(body.get("items") or ())
+        assert first is not None
+        return {**first, "items": items}
+
+    async def list_pages(
+        self, path: str, params: Mapping[str, str] | None = None, page: int = 500
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The list call's pages one by one, for callers that keep less than the whole list in
+        memory; the first page's ``metadata.resourceVersion`` is the list's."""
+        query = {**(params or {}), "limit": str(page)}
         while True:
             body = await self.get(path, query)
             if body is None:
                 raise KubeError(404, "NotFound", f"{path} is not served (is the CRD installed?)")
-            first = first or body
-            items.extend(body.get("items") or ())
+            yield body
             token = (body.get("metadata") or {}).get("continue")
             if not token:
-                return {**first, "items": items}
+                return
             query["continue"] = token
 
     async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
