@@ -8,6 +8,8 @@ so bearer-authenticated API scripts do not cost a review per call. Tokens are ne
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -33,6 +35,7 @@ class Caller:
     role: str = ""
     groups: tuple[str, ...] = ()
     token_sha256: str = ""
+    expires_at: float | None = None  # a Kubernetes token's expiry (epoch seconds), when it says
 
     @property
     def is_pool_user(self) -> bool:
@@ -47,6 +50,19 @@ class Caller:
         if self.is_pool_user:
             return f"PoolUser {self.namespace}/{self.name} ({self.role})"
         return f"Kubernetes user {self.name}"
+
+
+def jwt_expiry(token: str) -> float | None:
+    """The ``exp`` claim of a token the API server accepted, if it is a JWT (ServiceAccount and
+    OIDC tokens are): a session never outlives the token it was opened with."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        return float(claims["exp"]) if isinstance(claims, dict) and "exp" in claims else None
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 class Authenticator:
@@ -81,7 +97,8 @@ class Authenticator:
         user = status.get("user") or {}
         if not status.get("authenticated") or not user.get("username"):
             return None
-        caller = Caller("kubernetes", str(user["username"]), groups=tuple(map(str, user.get("groups") or ())))
+        groups = tuple(map(str, user.get("groups") or ()))
+        caller = Caller("kubernetes", str(user["username"]), groups=groups, expires_at=jwt_expiry(token))
         if len(self._reviews) > 10_000:
             self._reviews.clear()
         self._reviews[digest] = (time.monotonic() + REVIEW_CACHE_SECONDS, caller)
@@ -97,7 +114,8 @@ class Authenticator:
         """The caller as things are now: a PoolUser session ends when its token was rotated, or
         the user suspended or deleted; a changed role applies at once."""
         if not caller.is_pool_user:
-            return caller
+            expired = caller.expires_at is not None and time.time() >= caller.expires_at
+            return None if expired else caller
         route = self.mirror.route(caller.token_sha256)
         if (
             route is None

@@ -254,3 +254,22 @@ def test_pages_load_nothing_from_other_sites_and_vendored_files_match_their_pins
         [sys.executable, str(ROOT / "hack" / "vendor-assets.py"), "--check"], capture_output=True, text=True
     )
     assert check.returncode == 0, check.stderr
+
+
+def test_a_kubernetes_session_ends_with_its_token() -> None:
+    import base64
+    import json
+    import time
+
+    from tokenpool_console.callers import Authenticator, jwt_expiry
+
+    def jwt(claims: dict[str, Any]) -> str:
+        body = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+        return f"eyJhbGciOiJSUzI1NiJ9.{body}.c2ln"
+
+    assert jwt_expiry(jwt({"exp": 1_900_000_000, "sub": "x"})) == 1_900_000_000
+    assert jwt_expiry("opaque-token") is None and jwt_expiry("a.b.c") is None
+    auth = Authenticator(mirror=None, kube=None, kubernetes_login=True, audiences=[])  # type: ignore[arg-type]
+    live = Caller("kubernetes", "pat", expires_at=time.time() + 60)
+    assert auth.current(live) is live
+    assert auth.current(Caller("kubernetes", "pat", expires_at=time.time() - 1)) is None
