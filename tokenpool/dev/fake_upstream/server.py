@@ -272,7 +272,7 @@ def make_app(record: bool = True) -> web.Application:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser = argparse.ArgumentParser(description="A fake upstream for tokenpool's tests and demos.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8099)
     parser.add_argument("--no-record", action="store_true", help="do not keep requests (benchmarks)")
@@ -290,6 +290,3 @@ def main() -> None:
         print=lambda *_: print(f"fake augment listening on http://{args.host}:{args.port}/", flush=True),
     )
 
-
-if __name__ == "__main__":
-    main()
