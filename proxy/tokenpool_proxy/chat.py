@@ -1,9 +1,11 @@
-"""``POST /v1/chat/completions``: pick a token, call the upstream, relay, fail over.
+"""The chat path of both client APIs (``/v1/chat/completions``, ``/v1/messages``): pick a token,
+call the upstream, relay, fail over. What differs between the APIs is a :class:`Dialect`: how
+pieces of the answer are written as a stream, how a whole answer looks, how prompts are counted.
 
 Retry rule: an upstream failure is retried on another token (at most ``max_attempts`` in all) as
-long as nothing was sent to the client. A stream is committed at its first piece of text (or its
-end), so an account problem announced at the start of a 200 stream ("Request blocked") still
-fails over; after that, a failure ends the stream with an error event and ``[DONE]``.
+long as nothing was sent to the client. A stream is committed at its first piece of the answer
+(text, a tool call, or its end), so an account problem announced at the start of a 200 stream
+("Request blocked") still fails over; after that, a failure ends the stream with an error event.
 """
 
 from __future__ import annotations
@@ -11,20 +13,43 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.responses import Response
 
 from tokenpool.contract.compiled import UserRoute
 
-from . import openai_format as fmt
 from .balancer import Lease, NoCapacity, NoUpstream
 from .errors import ApiError
-from .providers.base import Piece, UpstreamFailure
+from .messages_schema import MessagesRequest
+from .openai_format import estimate_tokens
+from .providers.base import FinishReason, Piece, UpstreamFailure
 from .responses import JSON, RelayStream
 from .schemas import ChatRequest
 from .services import Services
 from .settings import ModelSpec
+
+
+class StreamWriter(Protocol):
+    def content(self, text: str) -> bytes: ...
+
+    def other(self, piece: Piece) -> bytes:
+        """Tool calls, or an upstream event of the client's own dialect (may be ``b""``)."""
+        ...
+
+    def end(self, finish: FinishReason, prompt: int, completion: int) -> bytes: ...
+
+    def fail(self, message: str) -> bytes: ...
+
+
+class Dialect(Protocol):
+    def writer(self, request: Any) -> StreamWriter: ...
+
+    def answer(
+        self, request: Any, pieces: list[Piece], finish: FinishReason, prompt: int, completion: int
+    ) -> dict[str, Any]: ...
+
+    def prompt_tokens(self, request: Any) -> int: ...
 
 
 @dataclass
@@ -33,7 +58,7 @@ class Attempts:
 
     svc: Services
     user: UserRoute
-    request: ChatRequest
+    request: ChatRequest | MessagesRequest
     model: ModelSpec
     request_id: str
     log: dict[str, Any]
@@ -96,7 +121,7 @@ class Attempts:
             try:
                 async for piece in pieces:
                     head.append(piece)
-                    if piece.text or piece.finish_reason:
+                    if piece.commits:
                         break
                 return lease, pieces, head, started
             except UpstreamFailure as failure:
@@ -124,17 +149,31 @@ async def _close(pieces: AsyncIterator[Piece]) -> None:
         await aclose()
 
 
-def _counts(a: Attempts, text_parts: list[str], pieces: list[Piece]) -> tuple[int, int]:
-    prompt = next((p.prompt_tokens for p in pieces if p.prompt_tokens is not None), None)
-    completion = next((p.completion_tokens for p in pieces if p.completion_tokens is not None), None)
+def _counts(a: Attempts, dialect: Dialect, text_parts: list[str], pieces: list[Piece]) -> tuple[int, int]:
+    """The upstream's own figures (its last report) where it gave them, else the estimates."""
+    prompt = completion = None
+    for p in pieces:
+        if p.prompt_tokens is not None:
+            prompt = p.prompt_tokens
+        if p.completion_tokens is not None:
+            completion = p.completion_tokens
     if prompt is None:
-        prompt = fmt.estimate_prompt_tokens(a.request.messages)
+        prompt = dialect.prompt_tokens(a.request)
     if completion is None:
-        completion = fmt.estimate_tokens("".join(text_parts))
+        completion = estimate_tokens("".join(text_parts))
     return prompt, completion
 
 
-async def complete(a: Attempts) -> Response:
+def _answer_text(piece: Piece, into: list[str]) -> None:
+    """The words of a piece other than plain text, for the completion estimate."""
+    if piece.text:
+        into.append(piece.text)
+    for call in piece.tool_calls:
+        into.append(call.name or "")
+        into.append(call.arguments)
+
+
+async def complete(a: Attempts, dialect: Dialect) -> Response:
     """Non-streaming: the whole answer is gathered first, so any failure can fail over."""
     while True:
         lease, pieces, head, started = await a.open()
@@ -150,44 +189,48 @@ async def complete(a: Attempts) -> Response:
             raise
         finally:
             await _close(pieces)
-        text = [p.text for p in collected if p.text]
-        finish = next((p.finish_reason for p in reversed(collected) if p.finish_reason), "stop")
-        prompt, completion = _counts(a, text, collected)
+        text: list[str] = []
+        for p in collected:
+            _answer_text(p, text)
+        finish: FinishReason = next((p.finish_reason for p in reversed(collected) if p.finish_reason), "stop")
+        prompt, completion = _counts(a, dialect, text, collected)
         a.succeeded(lease, started, prompt, completion)
-        body = fmt.completion(fmt.completion_id(), a.request.model, "".join(text), finish, prompt, completion)
-        return JSON(body)
+        return JSON(dialect.answer(a.request, collected, finish, prompt, completion))
 
 
-async def stream(a: Attempts) -> Response:
+async def stream(a: Attempts, dialect: Dialect) -> Response:
     """Streaming: committed once the first piece arrived; later failures end the stream."""
     lease, pieces, head, started = await a.open()
-    writer = fmt.ChunkWriter(fmt.completion_id(), a.request.model)
+    writer = dialect.writer(a.request)
     text: list[str] = []
     counted: list[Piece] = []  # pieces carrying upstream token counts
-    outcome: dict[str, bool] = {"ok": False, "closed": False}
+    outcome: dict[str, Any] = {"ok": False, "closed": False, "counts": None}
 
     async def relay() -> AsyncGenerator[bytes, None]:
-        finish: str | None = None
+        finish: FinishReason | None = None
         try:
             async for piece in _chain(head, pieces):
                 if piece.prompt_tokens is not None or piece.completion_tokens is not None:
                     counted.append(piece)
-                if piece.text:
-                    text.append(piece.text)
-                    yield writer.content(piece.text)
+                if piece.event is None and not piece.tool_calls:
+                    if piece.text:
+                        text.append(piece.text)
+                        yield writer.content(piece.text)
+                else:
+                    _answer_text(piece, text)
+                    if out := writer.other(piece):
+                        yield out
                 if piece.finish_reason:
                     finish = piece.finish_reason
         except UpstreamFailure as failure:
             a.failed(lease, failure, started)
             a.log["error"] = f"stream failed: {failure.reason}"
-            yield writer.error(f"the upstream stream failed ({failure.reason})")
-            yield writer.DONE
+            yield writer.fail(f"the upstream stream failed ({failure.reason})")
             return
         outcome["ok"] = True
-        yield writer.finish(finish or "stop")
-        if a.request.include_usage:
-            yield writer.usage(*_counts(a, text, counted))
-        yield writer.DONE
+        outcome["counts"] = counts = _counts(a, dialect, text, counted)
+        if out := writer.end(finish or "stop", *counts):
+            yield out
 
     async def close() -> None:
         """Runs once the response is over, however it ended (done, failed, client gone)."""
@@ -196,7 +239,7 @@ async def stream(a: Attempts) -> Response:
         outcome["closed"] = True
         await _close(pieces)
         if outcome["ok"]:
-            a.succeeded(lease, started, *_counts(a, text, counted))
+            a.succeeded(lease, started, *outcome["counts"])
         else:
             if not a.log.get("error"):
                 a.log["error"] = "client disconnected"

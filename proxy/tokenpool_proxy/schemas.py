@@ -1,17 +1,25 @@
 """The OpenAI chat request as the proxy accepts it (validated once, at the edge).
 
-Unknown fields are kept (``extra="allow"``) so OpenAI-compatible upstreams receive them, but
-everything the proxy itself reads is typed: a wrong type is a 400, never a 500 further down.
+Unknown fields are kept (``extra="allow"``) and the client's JSON object itself is what an
+OpenAI-compatible upstream receives (``ChatRequest.raw``), but everything the proxy itself reads
+is typed: a wrong type is a 400, never a 500 further down.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+M = TypeVar("M", bound=BaseModel)
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+
+
+class ImageURL(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    url: str
 
 
 class ContentPart(BaseModel):
@@ -19,6 +27,24 @@ class ContentPart(BaseModel):
 
     type: str
     text: str | None = None
+    image_url: ImageURL | None = None
+
+
+class FunctionCall(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1)
+    arguments: str
+
+
+class ToolCallRequest(BaseModel):
+    """An earlier call of the assistant, as the client sends it back."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1)
+    type: str = "function"
+    function: FunctionCall
 
 
 class ChatMessage(BaseModel):
@@ -27,6 +53,25 @@ class ChatMessage(BaseModel):
     role: Role
     content: str | list[ContentPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCallRequest] | None = None
+    tool_call_id: str | None = None
+
+
+class FunctionDefinition(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class ToolDefinition(BaseModel):
+    """``{"type": "function", "function": {...}}``; other tool types are kept for pass-through."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "function"
+    function: FunctionDefinition | None = None
 
 
 class StreamOptions(BaseModel):
@@ -44,6 +89,16 @@ class ChatRequest(BaseModel):
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
+    tools: list[ToolDefinition] | None = None
+    # "none" | "auto" | "required" | {"type": "function", "function": {"name": ...}}
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    # The client's JSON object as it came: what a pass-through upstream receives.
+    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        return self._raw
 
     @property
     def include_usage(self) -> bool:
@@ -61,14 +116,27 @@ class BadRequest(Exception):
 
 
 def parse_chat_request(body: bytes) -> ChatRequest:
+    data = load_object(body)
+    request = validate(ChatRequest, data)
+    request._raw = data
+    return request
+
+
+def load_object(body: bytes) -> dict[str, Any]:
+    """A request body that must be a JSON object (400 ``invalid_json`` otherwise)."""
     try:
         data: Any = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object", code="invalid_json")
+    return data
+
+
+def validate(model: type[M], data: dict[str, Any]) -> M:
+    """``model`` from ``data``; the first validation error as a :class:`BadRequest` naming its field."""
     try:
-        return ChatRequest.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         param = ".".join(str(p) for p in err["loc"]) or None

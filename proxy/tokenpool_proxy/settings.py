@@ -19,8 +19,8 @@ class ModelSpec(BaseModel):
     """One entry of ``GET /v1/models`` and how it maps onto an upstream provider.
 
     ``upstream_model`` is the provider's model id (None: Augment's default model; for OpenAI
-    upstreams the public id itself). ``mode`` is Augment's chat mode; when omitted an id ending in
-    ``-agent`` selects AGENT, anything else CHAT.
+    and Anthropic upstreams the public id itself). ``mode`` is Augment's chat mode; when omitted
+    a request that offers tools or an id ending in ``-agent`` selects AGENT, anything else CHAT.
     """
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
@@ -30,10 +30,10 @@ class ModelSpec(BaseModel):
     upstream_model: str | None = None
     mode: Mode | None = None
 
-    def augment_mode(self) -> Mode:
+    def augment_mode(self, tools: bool = False) -> Mode:
         if self.mode is not None:
             return self.mode
-        return "AGENT" if self.id.endswith("-agent") else "CHAT"
+        return "AGENT" if tools or self.id.endswith("-agent") else "CHAT"
 
 
 DEFAULT_MODELS = (

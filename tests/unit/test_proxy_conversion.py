@@ -5,7 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 from tokenpool_proxy import openai_format as fmt
-from tokenpool_proxy.providers.augment import build_chat_body, convert_messages, parse_line
+from tokenpool_proxy.openai_conversion import conversation_from_openai
+from tokenpool_proxy.providers.augment import parse_line
+from tokenpool_proxy.providers.augment_request import build_chat_body
 from tokenpool_proxy.schemas import BadRequest, ChatRequest, parse_chat_request
 from tokenpool_proxy.settings import ModelSpec
 
@@ -14,8 +16,18 @@ def req(*messages: dict, model: str = "augment-chat", **kw) -> ChatRequest:
     return ChatRequest.model_validate({"model": model, "messages": list(messages), **kw})
 
 
-def msgs(r: ChatRequest):
-    return r.messages
+def msgs(r: ChatRequest) -> ChatRequest:
+    return r
+
+
+def convert_messages(r: ChatRequest) -> tuple[str, list[tuple[str, str]], str]:
+    """(guidelines, [(request, answer)] history, final message) of the conversation."""
+    conv = conversation_from_openai(r)
+    return (
+        "\n\n".join(conv.guidelines),
+        [(ex.message, ex.answer) for ex in conv.history],
+        conv.current.message,
+    )
 
 
 def test_system_messages_become_guidelines_wherever_they_are():
@@ -58,9 +70,9 @@ def test_content_parts_text_is_concatenated():
     assert convert_messages(msgs(r))[2] == "ab"
 
 
-def test_image_parts_are_refused_with_a_clear_error():
-    r = req({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:x"}}]})
-    with pytest.raises(BadRequest, match="image_url"):
+def test_image_links_are_refused_with_a_clear_error():
+    r = req({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/a.png"}}]})
+    with pytest.raises(BadRequest, match="data: URLs"):
         convert_messages(msgs(r))
 
 
@@ -94,15 +106,18 @@ def test_chat_body_fields_and_modes():
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        (b'{"text":"hello"}\n', ("hello", None, False)),
-        (b'{"text":"","stop_reason":1}\n', ("", "stop", True)),
-        (b'{"text":"end","stop_reason":2}\n', ("end", "length", True)),
-        (b'{"text":"","stop_reason":"STREAM_CANCELLED"}\n', ("", "stop", True)),
-        (b'{"text":"x","done":true}\n', ("x", "stop", True)),
-        (b'{"text":null,"nodes":[]}\n', ("", None, False)),
-        (b"\n", ("", None, False)),
-        (b"not json\n", ("", None, False)),
-        (b"[1,2]\n", ("", None, False)),
+        (b'{"text":"hello"}\n', ("hello", None, False, None)),
+        (b'{"text":"","stop_reason":1}\n', ("", "stop", True, None)),
+        (b'{"text":"end","stop_reason":2}\n', ("end", "length", True, None)),
+        (b'{"text":"","stop_reason":3}\n', ("", "tool_calls", True, None)),
+        (b'{"text":"","stop_reason":"STREAM_CANCELLED"}\n', ("", "stop", True, None)),
+        (b'{"text":"","stop_reason":[1]}\n', ("", "stop", True, None)),
+        (b'{"text":"x","done":true}\n', ("x", "stop", True, None)),
+        (b'{"text":null,"nodes":[]}\n', ("", None, False, None)),
+        (b'{"text":"","nodes":[{"type":5}]}\n', ("", None, False, [{"type": 5}])),
+        (b"\n", ("", None, False, None)),
+        (b"not json\n", ("", None, False, None)),
+        (b"[1,2]\n", ("", None, False, None)),
     ],
 )
 def test_ndjson_lines(line, expected):

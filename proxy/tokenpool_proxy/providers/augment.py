@@ -1,7 +1,8 @@
-"""Everything the proxy knows about Augment's ``chat-stream`` protocol, in one module.
+"""Everything the proxy knows about Augment's ``chat-stream`` protocol: this module and the
+request body's (augment_request.py).
 
-The protocol is reverse-engineered (docs/augment-protocol.md); keeping request building,
-stream parsing and error texts here lets the code follow upstream changes in one place.
+The protocol is reverse-engineered (docs/augment-protocol.md); keeping headers, stream parsing
+and error texts here lets the code follow upstream changes in one place.
 """
 
 from __future__ import annotations
@@ -18,13 +19,28 @@ import orjson
 
 from tokenpool.contract.compiled import UpstreamRoute
 
-from ..schemas import BadRequest, ChatMessage, ChatRequest
+from ..messages_schema import MessagesRequest
+from ..schemas import ChatRequest
 from ..settings import ModelSpec
-from .base import FinishReason, Piece, UpstreamFailure, parse_retry_after, transport_failures
+from .augment_request import SESSION_NS, build_chat_body
+from .base import FinishReason, Piece, ToolCall, UpstreamFailure, parse_retry_after, transport_failures
 
 CHAT_PATH = "chat-stream"
 API_VERSION = "2"
-_SESSION_NS = uuid.UUID("3f0b1a53-3c5e-4d43-9a53-6b0e9e3f1c11")
+# Answer node types the proxy reads (others: thinking, memories, billing, ... are ignored).
+NODE_TOOL_USE = 5
+NODE_TOKEN_USAGE = 10
+# stop_reason → finish reason (numbers, and the names some servers send); anything else: stop.
+STOP_REASONS: dict[int | str, FinishReason] = {
+    2: "length",
+    "MAX_TOKENS": "length",
+    3: "tool_calls",
+    "TOOL_USE_REQUESTED": "tool_calls",
+    4: "content_filter",
+    "SAFETY": "content_filter",
+    5: "content_filter",
+    "RECITATION": "content_filter",
+}
 
 # Texts that make an account unusable, with the health reason they map to (lower-cased match).
 UNUSABLE_TEXTS: tuple[tuple[str, str], ...] = (
@@ -47,99 +63,11 @@ STREAM_NOTICES = (
 )
 
 
-# -- request -----------------------------------------------------------------------------------
-def message_text(msg: ChatMessage) -> str:
-    """A message's text: a string, or its ``text`` parts joined. Images are refused (400)."""
-    content = msg.content
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    texts = []
-    for part in content:
-        if part.type == "text":
-            texts.append(part.text or "")
-        else:
-            raise BadRequest(
-                f"content part type {part.type!r} is not supported by Augment upstreams (text only)",
-                param="messages",
-                code="unsupported_content",
-            )
-    return "".join(texts)
-
-
-def convert_messages(messages: list[ChatMessage]) -> tuple[str, list[tuple[str, str]], str]:
-    """OpenAI messages → (guidelines, [(user, assistant)] history, final message), by role.
-
-    System/developer messages become guidelines wherever they are; consecutive messages of one
-    role are joined; tool results count as user text. The conversation must end with a user turn.
-    """
-    guidelines: list[str] = []
-    turns: list[tuple[str, str]] = []
-    user_parts: list[str] = []
-    assistant_parts: list[str] = []
-    for msg in messages:
-        text = message_text(msg)
-        if msg.role in ("system", "developer"):
-            guidelines.append(text)
-        elif msg.role == "assistant":
-            assistant_parts.append(text)
-        else:  # user, tool, function
-            if assistant_parts:
-                turns.append(("\n\n".join(user_parts), "\n\n".join(assistant_parts)))
-                user_parts, assistant_parts = [], []
-            user_parts.append(text)
-    if assistant_parts or not user_parts:
-        raise BadRequest("the last message must be a user message", param="messages", code="invalid_messages")
-    return "\n\n".join(guidelines), turns, "\n\n".join(user_parts)
-
-
-def history_item(index: int, request_message: str, response_text: str) -> dict[str, Any]:
-    return {
-        "request_message": request_message,
-        "response_text": response_text,
-        "request_id": str(uuid.uuid5(_SESSION_NS, f"history-{index}")),
-        "request_nodes": [],
-        "response_nodes": [
-            {
-                "id": 0,
-                "type": 0,
-                "content": response_text,
-                "tool_use": {"tool_use_id": "", "tool_name": "", "input_json": ""},
-                "agent_memory": {"content": ""},
-            }
-        ],
-    }
-
-
-def build_chat_body(request: ChatRequest, model: ModelSpec) -> dict[str, Any]:
-    guidelines, turns, message = convert_messages(request.messages)
-    body: dict[str, Any] = {
-        "message": message,
-        "chat_history": [history_item(i, u, a) for i, (u, a) in enumerate(turns)],
-        "mode": model.augment_mode(),
-        "user_guidelines": guidelines,
-        "prefix": "",
-        "suffix": "",
-        "lang": "",
-        "path": "",
-        "agent_memories": "",
-        "blobs": {"checkpoint_id": None, "added_blobs": [], "deleted_blobs": []},
-        "user_guided_blobs": [],
-        "external_source_ids": [],
-        "tool_definitions": [],
-        "nodes": [],
-        "feature_detection_flags": {"support_raw_output": True},
-    }
-    if model.upstream_model:
-        body["model"] = model.upstream_model
-    return body
-
-
+# -- request ---------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=4096)
 def session_id(upstream_name: str) -> str:
     """Stable per pooled token, as the IDE extension keeps one per installation."""
-    return str(uuid.uuid5(_SESSION_NS, upstream_name))
+    return str(uuid.uuid5(SESSION_NS, upstream_name))
 
 
 def fast_uuid4() -> str:
@@ -187,26 +115,70 @@ def stream_error_text(text: str) -> bool:
     return lowered.startswith(BLOCKED_TEXT) or any(n in lowered for n in STREAM_NOTICES)
 
 
-def parse_line(line: bytes) -> tuple[str, FinishReason | None, bool]:
-    """One NDJSON line → (text, finish_reason, end). Unknown/empty lines are ignored."""
+def parse_line(line: bytes) -> tuple[str, FinishReason | None, bool, list[Any] | None]:
+    """One NDJSON line → (text, finish_reason, end, nodes). Unknown/empty lines are ignored."""
     line = line.strip()
     if not line:
-        return "", None, False
+        return "", None, False, None
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
-        return "", None, False
+        return "", None, False, None
     if not isinstance(obj, dict):
-        return "", None, False
+        return "", None, False, None
     text = obj.get("text") or ""
     if not isinstance(text, str):
         text = ""
+    nodes = obj.get("nodes") or None
+    if not isinstance(nodes, list):
+        nodes = None
     stop = obj.get("stop_reason")
     if stop is not None:
-        return text, "length" if stop in (2, "MAX_TOKENS") else "stop", True
+        finish = STOP_REASONS.get(stop, "stop") if isinstance(stop, int | str) else "stop"
+        return text, finish, True, nodes
     if obj.get("done") is True:
-        return text, "stop", True
-    return text, None, False
+        return text, "stop", True, nodes
+    return text, None, False, nodes
+
+
+def read_nodes(nodes: list[Any], call_ids: list[str]) -> tuple[tuple[ToolCall, ...], tuple[int, int] | None]:
+    """Tool calls (numbered in the order they come; ``call_ids`` are the answer's calls so far,
+    a repeated id is one call) and token usage ``(prompt, completion)`` of an answer line."""
+    calls: list[ToolCall] = []
+    usage = None
+    for node in nodes:
+        if not isinstance(node, dict):
+            continue
+        kind = node.get("type")
+        if kind == NODE_TOOL_USE:
+            use = node.get("tool_use")
+            if not isinstance(use, dict) or use.get("is_partial") is True:
+                continue
+            name, uid, args = use.get("tool_name"), use.get("tool_use_id"), use.get("input_json")
+            if not isinstance(name, str) or not name:
+                continue
+            if not isinstance(uid, str) or not uid:
+                uid = "toolu_" + os.urandom(12).hex()
+            if uid in call_ids:
+                continue
+            call_ids.append(uid)
+            calls.append(
+                ToolCall(len(call_ids) - 1, uid, name, args if isinstance(args, str) and args else "{}")
+            )
+        elif kind == NODE_TOKEN_USAGE and isinstance(tu := node.get("token_usage"), dict):
+            n = [
+                _count(tu.get(k))
+                for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+            ]
+            usage = (sum(n), _count(tu.get("output_tokens")))
+    return tuple(calls), usage
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
+_NO_NODES: tuple[tuple[ToolCall, ...], None] = ((), None)
 
 
 class AugmentProvider:
@@ -216,7 +188,11 @@ class AugmentProvider:
         self.blocked_cooldown_s = blocked_cooldown_s
 
     async def stream(
-        self, upstream: UpstreamRoute, request: ChatRequest, model: ModelSpec, request_id: str
+        self,
+        upstream: UpstreamRoute,
+        request: ChatRequest | MessagesRequest,
+        model: ModelSpec,
+        request_id: str,
     ) -> AsyncIterator[Piece]:
         body = orjson.dumps(build_chat_body(request, model))
         url = upstream.endpoint + CHAT_PATH
@@ -229,18 +205,27 @@ class AugmentProvider:
                     )
                 ended = False
                 completed = False
+                call_ids: list[str] = []
                 try:
                     async for line in resp.content:
                         if ended:
                             continue  # drain to EOF so the connection goes back to the pool
-                        text, finish, ended = parse_line(line)
+                        text, finish, ended, nodes = parse_line(line)
                         if not completed and text and stream_error_text(text):  # only the first text
                             raise classify_augment_failure(200, text, None, self.blocked_cooldown_s)
-                        if text or ended:
+                        calls, usage = read_nodes(nodes, call_ids) if nodes else _NO_NODES
+                        if finish == "stop" and call_ids:
+                            finish = "tool_calls"  # the turn ends on a call
+                        if text or ended or calls or usage:
                             completed = True
-                            yield Piece(text, finish)
-                    if not ended:
-                        yield Piece("", "stop")  # a body that just ends is still an answer
+                            if usage is not None:
+                                yield Piece(text, finish, usage[0], usage[1], calls)
+                            elif calls:
+                                yield Piece(text, finish, tool_calls=calls)
+                            else:
+                                yield Piece(text, finish)
+                    if not ended:  # a body that just ends is still an answer
+                        yield Piece("", "tool_calls" if call_ids else "stop")
                 except (GeneratorExit, asyncio.CancelledError):
                     resp.close()  # the client left: cut the upstream request, do not pool it
                     raise

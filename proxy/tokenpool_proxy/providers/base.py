@@ -10,18 +10,43 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import aiohttp
 
 from tokenpool.contract.compiled import UpstreamRoute
 
+from ..messages_schema import MessagesRequest
 from ..schemas import ChatRequest
 from ..settings import ModelSpec
 
 # unhealthy: stop using the token; cooldown: rest it, then half-open; fail: not the token's fault.
 Verdict = Literal["unhealthy", "cooldown", "fail"]
-FinishReason = Literal["stop", "length"]
+# OpenAI's finish reasons plus the two Anthropic ones that have no OpenAI twin; each client
+# dialect maps them onto its own words (openai_format.py, anthropic_format.py).
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "stop_sequence", "pause_turn"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool call, or a piece of one: the first piece of call ``index`` carries its ``id`` and
+    ``name``, later pieces (OpenAI-compatible upstreams stream the arguments) only more
+    ``arguments`` text. Augment sends each call whole."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamEvent:
+    """One server-sent event of an upstream that speaks the client's own dialect (Anthropic
+    pass-through), relayed as it came: ``raw`` is the event's bytes, ``data`` its parsed JSON."""
+
+    name: str
+    data: dict[str, Any]
+    raw: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +56,15 @@ class Piece:
     # Token counts when the upstream reports them (OpenAI-compatible upstreams); else estimated.
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    event: UpstreamEvent | None = None
+    # Other answer content (a thinking block): sending it commits the stream like text does.
+    content: bool = False
+
+    @property
+    def commits(self) -> bool:
+        """Does relaying this piece send part of the answer (after which there is no failover)?"""
+        return bool(self.text or self.tool_calls or self.finish_reason or self.content)
 
 
 class UpstreamFailure(Exception):
@@ -53,8 +87,16 @@ class UpstreamFailure(Exception):
 
 
 class ChatProvider(Protocol):
+    """``request`` is the client's request as validated by its route: an OpenAI chat request or
+    an Anthropic Messages request. A provider converts it (Augment) or forwards it (the
+    pass-through providers, each only behind the route of its own dialect)."""
+
     def stream(
-        self, upstream: UpstreamRoute, request: ChatRequest, model: ModelSpec, request_id: str
+        self,
+        upstream: UpstreamRoute,
+        request: ChatRequest | MessagesRequest,
+        model: ModelSpec,
+        request_id: str,
     ) -> AsyncIterator[Piece]: ...
 
 

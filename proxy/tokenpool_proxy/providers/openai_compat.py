@@ -1,8 +1,9 @@
 """Pass-through to an OpenAI-compatible upstream (``spec.provider: OpenAI``).
 
-The client's request is forwarded as is (all its parameters), with the model replaced by the
-upstream model id and ``stream: true`` so both client modes share one relay path. Text deltas
-and the upstream's own usage figures come back as :class:`Piece`; tool calls are not relayed.
+The client's JSON object is forwarded as is (all its parameters), with the model replaced by the
+upstream model id and ``stream: true`` so both client modes share one relay path. Text deltas,
+tool-call deltas (with their indices, ids and argument fragments), the finish reason and the
+upstream's own usage figures come back as :class:`Piece`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import orjson
 
 from tokenpool.contract.compiled import UpstreamRoute
 
+from ..messages_schema import MessagesRequest
 from ..schemas import ChatRequest
 from ..settings import ModelSpec
-from .base import FinishReason, Piece, UpstreamFailure, parse_retry_after, transport_failures
+from .base import FinishReason, Piece, ToolCall, UpstreamFailure, parse_retry_after, transport_failures
 
 
 def classify_openai_failure(status: int, text: str, retry_after: str | None) -> UpstreamFailure:
@@ -32,6 +34,14 @@ def classify_openai_failure(status: int, text: str, retry_after: str | None) -> 
     return UpstreamFailure("fail", "ClientError", snippet, status)
 
 
+FINISH_REASONS: dict[str, FinishReason] = {
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+
+
 def parse_event(data: bytes) -> Piece | None:
     try:
         obj: Any = orjson.loads(data)
@@ -41,15 +51,50 @@ def parse_event(data: bytes) -> Piece | None:
         return None
     text = ""
     finish: FinishReason | None = None
+    calls: tuple[ToolCall, ...] = ()
     for choice in obj.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
         delta = choice.get("delta") or {}
-        text += delta.get("content") or ""
-        if choice.get("finish_reason"):
-            finish = "length" if choice["finish_reason"] == "length" else "stop"
+        content = delta.get("content")
+        if isinstance(content, str):
+            text += content
+        if delta.get("tool_calls"):
+            calls += tool_call_deltas(delta["tool_calls"])
+        reason = choice.get("finish_reason")
+        if reason:
+            finish = FINISH_REASONS.get(reason, "stop") if isinstance(reason, str) else "stop"
     usage = obj.get("usage") or None
-    if usage:
-        return Piece(text, finish, usage.get("prompt_tokens"), usage.get("completion_tokens"))
-    return Piece(text, finish) if (text or finish) else None
+    if isinstance(usage, dict):
+        return Piece(
+            text, finish, _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")), calls
+        )
+    return Piece(text, finish, tool_calls=calls) if (text or finish or calls) else None
+
+
+def tool_call_deltas(items: Any) -> tuple[ToolCall, ...]:
+    """``delta.tool_calls`` → :class:`ToolCall` pieces; malformed entries are skipped."""
+    out = []
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, dict) or not isinstance(index := item.get("index"), int):
+            continue
+        fn = item.get("function")
+        if not isinstance(fn, dict):
+            fn = {}
+        cid, name, args = item.get("id"), fn.get("name"), fn.get("arguments")
+        out.append(
+            ToolCall(
+                index,
+                cid if isinstance(cid, str) else None,
+                name if isinstance(name, str) else None,
+                args if isinstance(args, str) else "",
+            )
+        )
+    return tuple(out)
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and value >= 0 else None
 
 
 class OpenAIProvider:
@@ -57,9 +102,13 @@ class OpenAIProvider:
         self.session = session
 
     async def stream(
-        self, upstream: UpstreamRoute, request: ChatRequest, model: ModelSpec, request_id: str
+        self,
+        upstream: UpstreamRoute,
+        request: ChatRequest | MessagesRequest,
+        model: ModelSpec,
+        request_id: str,
     ) -> AsyncIterator[Piece]:
-        payload = request.model_dump(exclude_none=True)
+        payload = dict(request.raw) if request.raw else request.model_dump(exclude_none=True)
         payload.update(model=model.upstream_model or model.id, stream=True)
         payload["stream_options"] = {"include_usage": True}
         url = upstream.endpoint.rstrip("/") + "/chat/completions"

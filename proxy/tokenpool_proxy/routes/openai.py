@@ -17,11 +17,13 @@ from tokenpool.contract.compiled import UserRoute
 from .. import chat
 from ..auth import openai_user, services
 from ..errors import ApiError, BodyTooLarge, too_large_response
+from ..openai_format import OpenAIDialect
 from ..responses import JSON
 from ..schemas import BadRequest, parse_chat_request
 from ..services import Services
 
 router = APIRouter()
+OPENAI = OpenAIDialect()
 OpenAIUser = Annotated[UserRoute, Depends(openai_user)]
 Svc = Annotated[Services, Depends(services)]
 
@@ -122,10 +124,10 @@ async def chat_completions(request: Request) -> Response:
     handed_off = False
     try:
         if body.stream:
-            response = await unless_client_leaves(request, chat.stream(attempts))
+            response = await unless_client_leaves(request, chat.stream(attempts, OPENAI))
             handed_off = True  # the stream releases the user's admission when it ends
             return response
-        return await unless_client_leaves(request, chat.complete(attempts))
+        return await unless_client_leaves(request, chat.complete(attempts, OPENAI))
     except BadRequest as exc:
         raise ApiError(400, exc.message, exc.code or "invalid_request", exc.param) from None
     finally:

@@ -4,6 +4,6 @@
 API and the Augment dialect; one module per other dialect).
 """
 
-from .server import DEFAULTS, make_app, main
+from .server import DEFAULTS, main, make_app
 
 __all__ = ["DEFAULTS", "main", "make_app"]

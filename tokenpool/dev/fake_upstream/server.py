@@ -1,4 +1,5 @@
-"""A fake Augment upstream: a real HTTP server speaking the ``chat-stream`` protocol.
+"""A fake upstream: a real HTTP server speaking Augment's ``chat-stream`` protocol, and the
+OpenAI-compatible (openai_dialect.py) and Anthropic (anthropic_dialect.py) chat APIs.
 
 Run it with ``python -m tokenpool.dev.fake_upstream --port N``; any path prefix is a tenant
 (``http://127.0.0.1:N/t1/`` and ``http://127.0.0.1:N/`` both work). It is the demo upstream of
@@ -6,9 +7,11 @@ Run it with ``python -m tokenpool.dev.fake_upstream --port N``; any path prefix 
 is lean (plain aiohttp, one write per answer when no delay is asked).
 
 Control API (JSON), for tests and demos:
-* ``PUT /_control/config`` ``{text, chunks, delay_ms, first_delay_ms, stop, stream_writes}``:
-  default answer (``stop``: ``stop_reason`` | ``done`` | ``eof`` — how the stream ends;
-  ``stream_writes``: one write per line even without delay, for time-to-first-byte figures).
+* ``PUT /_control/config`` ``{text, chunks, delay_ms, first_delay_ms, stop, stream_writes,
+  preamble, usage_node}``: default answer (``stop``: ``stop_reason`` | ``done`` | ``eof`` — how
+  the stream ends; ``stream_writes``: one write per line even without delay, for time-to-first-
+  byte figures; ``preamble``: text said before tool calls; ``usage_node``: Augment reports token
+  usage in a node). Tool use follows one rule in every dialect (tool_script.py).
 * ``PUT /_control/tokens/{token}`` ``{fault, times, status, retry_after, after_chunks, ...}``:
   per-token behaviour; any answer field above may be overridden per token too. Faults:
   ``unauthorized`` (401 "Invalid token"), ``suspended`` (403 with the suspension text),
@@ -21,10 +24,11 @@ Control API (JSON), for tests and demos:
 * ``POST /_control/reset``: everything back to defaults.
 
 Account endpoints (OAuth ``token``, ``subscription-info``, ``get-credit-info``, ``get-models``)
-and their knobs (``/_control/accounts/…``, ``/_control/oauth/…``): :mod:`.fake_accounts`.
+and their knobs (``/_control/accounts/…``, ``/_control/oauth/…``): :mod:`tokenpool.dev.fake_accounts`.
 
-``POST {prefix}/chat/completions`` is a minimal OpenAI-compatible SSE endpoint for the proxy's
-pass-through provider (same answer settings; faults ``unauthorized`` and ``server_error``).
+``POST {prefix}/chat/completions`` (OpenAI-compatible) and ``POST {prefix}/v1/messages``
+(Anthropic) are SSE endpoints for the proxy's pass-through providers, with the same answer
+settings and recording; their faults are listed in their modules.
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ from aiohttp import web
 
 from tokenpool.dev import fake_accounts
 
+from . import anthropic_dialect, openai_dialect
+from .tool_script import plan
+
 SUSPENDED_TEXT = "Your account has been suspended because of unusual activity."
 BLOCKED_TEXT = "Request blocked. Please reach out to support@augmentcode.com if you think this was a mistake."
 REQUIRED_HEADERS = ("authorization", "x-api-version", "x-request-id", "x-request-session-id", "user-agent")
@@ -50,7 +57,11 @@ DEFAULTS: dict[str, Any] = {
     "delay_ms": 0,
     "first_delay_ms": 0,
     "stop": "stop_reason",
+    "preamble": "",
+    "usage_node": False,
 }
+# Token counts the fake reports where its dialect reports any (prompt, completion).
+AUGMENT_USAGE = (21, 9)
 
 
 @dataclass
@@ -68,6 +79,11 @@ class State:
     requests: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, Stats] = field(default_factory=dict)
     accounts: fake_accounts.Accounts = field(default_factory=fake_accounts.Accounts)
+    calls: int = 0  # tool calls made so far: their ids are unique for the server's life
+
+    def call_id(self, prefix: str) -> str:
+        self.calls += 1
+        return f"{prefix}{self.calls:04d}"
 
 
 def _lines(text: str, chunks: int, stop: str) -> list[bytes]:
@@ -140,7 +156,7 @@ async def chat_stream(request: web.Request) -> web.StreamResponse:
             stats.in_flight -= 1
 
     try:
-        resp = await _answer(request, _fault(state, token), finish)
+        resp = await _answer(request, _fault(state, token), finish, _tool_lines(state, body))
         if resp.status == 200:
             state.accounts.charge(token)
         return resp
@@ -148,8 +164,35 @@ async def chat_stream(request: web.Request) -> web.StreamResponse:
         finish()
 
 
+def _tool_lines(state: State, body: dict[str, Any]) -> list[bytes] | None:
+    """The answer's lines when tools are in play (tool_script.py), else None: the usual answer.
+    A call is announced by a tool-use-start node and made by a tool-use node, as Augment does."""
+    tools = [d.get("name") for d in body.get("tool_definitions") or () if isinstance(d, dict)]
+    results = [
+        (n["tool_result_node"].get("tool_use_id"), n["tool_result_node"].get("content"))
+        for n in body.get("nodes") or ()
+        if isinstance(n, dict) and n.get("type") == 1 and isinstance(n.get("tool_result_node"), dict)
+    ]
+    if not tools and not results:
+        return None
+    spec = state.config
+    script = plan(tools, body["message"], results, spec["text"], spec["preamble"])
+    if not script.calls:
+        return _lines(script.text, spec["chunks"], spec["stop"])
+    lines = _lines(script.text, spec["chunks"], "eof") if script.text else []
+    for i, (name, args) in enumerate(script.calls):
+        use = {"tool_use_id": state.call_id("toolu_fake"), "tool_name": name, "input_json": args}
+        start = {"id": 2 * i + 1, "type": 7, "content": "", "tool_use": {**use, "input_json": ""}}
+        node = {"id": 2 * i + 2, "type": 5, "content": "", "tool_use": use}
+        lines += [orjson.dumps({"text": "", "nodes": [n]}) + b"\n" for n in (start, node)]
+    return [*lines, b'{"text":"","stop_reason":3}\n']
+
+
 async def _answer(
-    request: web.Request, spec: dict[str, Any], finish: Callable[[], None]
+    request: web.Request,
+    spec: dict[str, Any],
+    finish: Callable[[], None],
+    tool_lines: list[bytes] | None = None,
 ) -> web.StreamResponse:
     fault = spec.get("fault")
     if spec["first_delay_ms"]:
@@ -168,6 +211,14 @@ async def _answer(
         await asyncio.Event().wait()
     text = {"blocked": BLOCKED_TEXT, "suspended_in_stream": SUSPENDED_TEXT}.get(fault or "", spec["text"])
     lines = _lines(text, 1 if fault in ("blocked", "suspended_in_stream") else spec["chunks"], spec["stop"])
+    if tool_lines is not None and fault not in ("blocked", "suspended_in_stream"):
+        lines = tool_lines
+    if spec["usage_node"]:  # before the stop line
+        usage = {"input_tokens": AUGMENT_USAGE[0], "output_tokens": AUGMENT_USAGE[1]}
+        node = {"id": 99, "type": 10, "content": "", "token_usage": usage}
+        lines.insert(
+            len(lines) - (spec["stop"] != "eof"), orjson.dumps({"text": "", "nodes": [node]}) + b"\n"
+        )
     if not spec["delay_ms"] and fault != "drop" and not spec.get("stream_writes"):
         return web.Response(body=b"".join(lines), content_type="application/x-ndjson")
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
@@ -227,7 +278,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if path.endswith("/chat-stream"):
         return await chat_stream(request)
     if path.endswith("/chat/completions"):
-        return await openai_chat(request)
+        return await pass_through(request, openai_dialect.answer)
+    if path.endswith("/v1/messages"):
+        return await pass_through(request, anthropic_dialect.answer)
     if path.endswith("/find-missing"):
         return await simple_probe(request)
     if fake_accounts.handles(path):
@@ -235,32 +288,24 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     return web.json_response({"error": "not found"}, status=404)
 
 
-async def openai_chat(request: web.Request) -> web.StreamResponse:
-    """A minimal OpenAI-compatible ``chat/completions`` (SSE stream only, as the proxy asks),
-    so the pass-through provider has a real peer too. Faults and recording as for chat-stream."""
+async def pass_through(request: web.Request, answer: Any) -> web.StreamResponse:
+    """The OpenAI-compatible and Anthropic endpoints: recording, stats and faults as for
+    chat-stream; the credential is the ``x-api-key`` or the Bearer token."""
     state: State = request.app["state"]
-    token = request.headers.get("authorization", "")[7:]
+    token = request.headers.get("x-api-key") or request.headers.get("authorization", "")[7:]
     body = orjson.loads(await request.read())
     if state.record:
-        state.requests.append({"path": request.path, "headers": {}, "body": body, "token": token})
-    spec = _fault(state, token)
-    if spec.get("fault") == "unauthorized":
-        return web.json_response({"error": {"message": "Incorrect API key"}}, status=401)
-    if spec.get("fault") == "server_error":
-        return web.json_response({"error": {"message": "overloaded"}}, status=int(spec.get("status", 503)))
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-    await resp.prepare(request)
-    text, chunks = spec["text"], max(1, spec["chunks"])
-    size = -(-len(text) // chunks) or 1
-    for i in range(0, len(text), size):
-        delta = {"choices": [{"index": 0, "delta": {"content": text[i : i + size]}, "finish_reason": None}]}
-        await resp.write(b"data: " + orjson.dumps(delta) + b"\n\n")
-    done = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-    usage = {"choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}}
-    await resp.write(b"data: " + orjson.dumps(done) + b"\n\n" + b"data: " + orjson.dumps(usage) + b"\n\n")
-    await resp.write(b"data: [DONE]\n\n")
-    await resp.write_eof()
-    return resp
+        headers = {str(k).lower(): v for k, v in request.headers.items()}
+        state.requests.append({"path": request.path, "headers": headers, "body": body, "token": token})
+    stats = state.stats.setdefault(token, Stats())
+    stats.requests += 1
+    stats.in_flight += 1
+    stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+    try:
+        response: web.StreamResponse = await answer(request, _fault(state, token), body, state.call_id)
+        return response
+    finally:
+        stats.in_flight -= 1
 
 
 def make_app(record: bool = True) -> web.Application:
@@ -287,6 +332,5 @@ def main() -> None:
         host=args.host,
         port=args.port,
         access_log=None,
-        print=lambda *_: print(f"fake augment listening on http://{args.host}:{args.port}/", flush=True),
+        print=lambda *_: print(f"fake upstream listening on http://{args.host}:{args.port}/", flush=True),
     )
-
