@@ -245,9 +245,15 @@ ALLOCATION_SPEC = _obj(
 
 UPSTREAM_SPEC = _obj(
     {
-        "provider": {"type": "string", "enum": ["Augment", "OpenAI"], "default": "Augment"},
+        "provider": {
+            "type": "string",
+            "enum": ["Augment", "OpenAI", "Anthropic"],
+            "default": "Augment",
+            "description": "Upstream protocol: Augment, OpenAI-compatible or Anthropic-compatible.",
+        },
         "endpoint": _str(
-            "Augment tenant URL (https, ending with /) or OpenAI-compatible base URL.",
+            "Augment tenant URL (https, ending with /), OpenAI-compatible base URL (joined with "
+            "/chat/completions) or Anthropic-compatible base URL (joined with /v1/messages).",
             max_length=2048,
             ext={
                 "x-kubernetes-validations": [

@@ -18,6 +18,7 @@ from typing import Any
 from tokenpool.contract import compiled as c
 from tokenpool_operator.conditions import Cond, ready
 
+PROVIDERS: tuple[c.Provider, ...] = ("Augment", "OpenAI", "Anthropic")
 # Printable ASCII without whitespace: what an HTTP bearer credential may contain.
 _CREDENTIAL = re.compile(r"^[\x21-\x7e]{8,4096}$")
 
@@ -66,7 +67,8 @@ def resolve_credential(ref: dict[str, Any], secret: dict[str, Any] | None) -> Cr
 
 def normalise_endpoint(provider: str, endpoint: str) -> str:
     """Augment endpoints are tenant URLs that paths are appended to (keep the trailing slash);
-    OpenAI base URLs are joined with ``/chat/completions`` (drop it)."""
+    OpenAI and Anthropic base URLs are joined with ``/chat/completions`` or ``/v1/messages``
+    (drop it)."""
     endpoint = endpoint.strip()
     return endpoint if provider == "Augment" else endpoint.rstrip("/")
 
@@ -110,7 +112,7 @@ def reconcile_upstream(body: dict[str, Any], credential: Credential) -> Upstream
     summary = ready([cred_cond], "credential resolved and well-formed")
     route = None
     if credential.token is not None:
-        provider: c.Provider = "OpenAI" if spec.get("provider") == "OpenAI" else "Augment"
+        provider: c.Provider = next((p for p in PROVIDERS if p == spec.get("provider")), "Augment")
         route = c.UpstreamRoute(
             name=body["metadata"]["name"],
             provider=provider,

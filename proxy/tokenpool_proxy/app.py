@@ -21,11 +21,12 @@ from . import errors
 from .balancer import Balancer
 from .edge import Edge
 from .index import RouteIndex
+from .providers.anthropic_compat import AnthropicProvider
 from .providers.augment import AugmentProvider
 from .providers.openai_compat import OpenAIProvider
 from .request_metrics import Metrics
 from .route_watch import Watcher, kinds
-from .routes import openai, ops, plugin
+from .routes import anthropic, openai, ops, plugin
 from .services import Services
 from .settings import ProxySettings
 from .token_health import HealthBook
@@ -61,7 +62,10 @@ class ProxyApp(FastAPI):
     """
 
     def build_middleware_stack(self) -> ASGIApp:
-        fast_routes = {("POST", openai.chat_route.path): openai.chat_route}
+        fast_routes = {
+            ("POST", route.path): route
+            for route in (openai.chat_route, anthropic.messages_route, anthropic.count_tokens_route)
+        }
         return Edge(super().build_middleware_stack(), self.state.svc, fast_routes=fast_routes)
 
 
@@ -92,6 +96,7 @@ def create_app(
             session, settings.upstream_user_agent, settings.blocked_cooldown_seconds
         )
         svc.providers["OpenAI"] = OpenAIProvider(session)
+        svc.providers["Anthropic"] = AnthropicProvider(session)
         tasks: list[asyncio.Task[None]] = []
         kube = KubeClient.from_environment(settings.kubeconfig or None) if watch else None
         if kube is not None:
@@ -131,7 +136,8 @@ def create_app(
     errors.install(app)
     app.include_router(plugin.router)
     app.include_router(openai.router)
-    app.router.routes.insert(0, openai.chat_route)  # first: matched before FastAPI's route walk
+    # First: matched before FastAPI's route walk.
+    app.router.routes[:0] = [openai.chat_route, anthropic.messages_route, anthropic.count_tokens_route]
     app.include_router(ops.router)
     usage_wiring.install(app, svc)
     return app

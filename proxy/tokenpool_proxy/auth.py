@@ -1,8 +1,9 @@
 """Authentication of personal tokens, as FastAPI dependencies.
 
 A personal token is looked up by its sha256 in the in-memory index (never compared in clear, so
-no timing oracle on the token; never sent to the API server). Two error dialects: the plugin's
-(``{"error": ...}``, docs/proxy.md "Plugin API") and OpenAI's (``{"error": {message, type, code}}``).
+no timing oracle on the token; never sent to the API server). Error dialects: the plugin's
+(``{"error": ...}``, docs/proxy.md "Plugin API") and the API errors (:class:`ApiError`, written
+in OpenAI's or Anthropic's shape by the route).
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ async def openai_user(request: Request) -> UserRoute:
     token = bearer(request)
     if token is None:
         raise ApiError(401, "missing API key: send your personal token as a Bearer token", "missing_api_key")
+    return _api_user(request, token)
+
+
+def _api_user(request: Request, token: str) -> UserRoute:
     user = lookup(request, token)
     if user is None:
         raise ApiError(401, "invalid API key (personal token)", "invalid_api_key")
@@ -81,3 +86,11 @@ async def openai_user(request: Request) -> UserRoute:
     if user.suspended:
         raise ApiError(403, "your user is suspended", "user_suspended")
     return user
+
+
+async def anthropic_user(request: Request) -> UserRoute:
+    """``x-api-key: <PT>`` (or ``Authorization: Bearer <PT>``) for the Anthropic API."""
+    token = request.headers.get("x-api-key", "").strip() or bearer(request)
+    if not token:
+        raise ApiError(401, "missing API key: send your personal token as x-api-key", "missing_api_key")
+    return _api_user(request, token)

@@ -100,12 +100,18 @@ class MessagesRequest(BaseModel):
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
     metadata: dict[str, Any] | None = None
-    # The client's JSON object as it came: what a pass-through upstream receives.
+    # The client's JSON object as it came, and its anthropic-* headers: what a pass-through
+    # upstream receives.
     _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _headers: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @property
     def raw(self) -> dict[str, Any]:
         return self._raw
+
+    @property
+    def client_headers(self) -> dict[str, str]:
+        return self._headers
 
 
 class CountTokensRequest(MessagesRequest):
@@ -114,10 +120,12 @@ class CountTokensRequest(MessagesRequest):
     max_tokens: int | None = Field(default=None, ge=1)  # type: ignore[assignment]
 
 
-def parse_messages_request(body: bytes) -> MessagesRequest:
+def parse_messages_request(body: bytes, headers: dict[str, str] | None = None) -> MessagesRequest:
+    """``headers``: the client's ``anthropic-version`` / ``anthropic-beta`` (forwarded as they are)."""
     data = load_object(body)
     request = validate(MessagesRequest, data)
     request._raw = data
+    request._headers = headers or {}
     return request
 
 

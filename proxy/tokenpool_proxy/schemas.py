@@ -138,6 +138,12 @@ def validate(model: type[M], data: dict[str, Any]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        param = ".".join(str(p) for p in err["loc"]) or None
+        # The deepest error: of a union (text or blocks), the branch the client meant got furthest.
+        err = max(exc.errors(), key=lambda e: len(e["loc"]))
+        param = ".".join(str(p) for p in err["loc"] if not _union_branch(p)) or None
         raise BadRequest(f"{param}: {err['msg']}" if param else err["msg"], param=param) from None
+
+
+def _union_branch(part: int | str) -> bool:
+    """Pydantic's location names a union's branch by its type (``str``, ``list[Block]``)."""
+    return isinstance(part, str) and ("[" in part or part in ("str", "int", "float", "bool"))

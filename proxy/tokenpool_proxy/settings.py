@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tokenpool.contract.compiled import Provider
@@ -48,8 +48,10 @@ class ProxySettings(BaseSettings):
     namespace: str = "default"
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=0, le=65535)
-    # JSON list of ModelSpec objects, e.g. '[{"id":"gpt-4o-mini","provider":"OpenAI"}]'.
+    # JSON list of ModelSpec objects, e.g. '[{"id":"gpt-4o-mini","provider":"OpenAI"}]': the
+    # models of the OpenAI API (Augment or OpenAI), and of the Anthropic API (Augment or Anthropic).
     models: tuple[ModelSpec, ...] = DEFAULT_MODELS
+    anthropic_models: tuple[ModelSpec, ...] = DEFAULT_MODELS
     upstream_user_agent: str = "Augment.vscode-augment/0.482.1 (linux; x64; 6.8.0) vscode/1.95.3"
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     # Longest silence tolerated between two bytes of an upstream answer.
@@ -82,8 +84,30 @@ class ProxySettings(BaseSettings):
     # Optional kubeconfig path; empty: in-cluster config, then $KUBECONFIG / ~/.kube/config.
     kubeconfig: str = ""
 
+    @model_validator(mode="after")
+    def _providers_speak_the_api(self) -> ProxySettings:
+        """A pass-through provider serves only the API of its own dialect (no conversion)."""
+        for api, models, foreign in (
+            ("models", self.models, "Anthropic"),
+            ("anthropic_models", self.anthropic_models, "OpenAI"),
+        ):
+            for spec in models:
+                if spec.provider == foreign:
+                    raise ValueError(
+                        f"{api}: model {spec.id!r} of provider {foreign} cannot be served on this API"
+                    )
+        return self
+
     def model(self, model_id: str) -> ModelSpec | None:
+        """A model of the OpenAI API."""
         for spec in self.models:
+            if spec.id == model_id:
+                return spec
+        return None
+
+    def anthropic_model(self, model_id: str) -> ModelSpec | None:
+        """A model of the Anthropic API."""
+        for spec in self.anthropic_models:
             if spec.id == model_id:
                 return spec
         return None

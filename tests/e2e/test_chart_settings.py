@@ -72,4 +72,12 @@ def test_values_reach_the_proxy(all_features_render: list[Manifest], monkeypatch
         "AGENT",
     )
     assert settings.model("gpt-4o-mini").provider == "OpenAI"
+    assert [m.id for m in settings.anthropic_models] == ["claude-sonnet-4-5", "claude-direct"]
+    claude = settings.anthropic_model("claude-sonnet-4-5")
+    assert (claude.provider, claude.upstream_model, claude.augment_mode()) == (
+        "Augment",
+        "claude-sonnet-4",
+        "AGENT",
+    )
+    assert settings.anthropic_model("claude-direct").provider == "Anthropic"
     assert (settings.log_format, settings.log_level) == ("text", "DEBUG")

@@ -112,6 +112,11 @@ def test_defaults_and_accepted_shapes(pool: Pool) -> None:
         "ok-openai",
         {"provider": "OpenAI", "endpoint": "https://api.example.com/v1", "credentialSecretRef": REF},
     )
+    pool.create(
+        T,
+        "ok-anthropic",
+        {"provider": "Anthropic", "endpoint": "https://api.anthropic.com", "credentialSecretRef": REF},
+    )
     alloc = pool.create(A, "ok-alloc", {"user": "ok-user", "tokens": ["ok-local"]})
     assert alloc["spec"]["priority"] == 1
 

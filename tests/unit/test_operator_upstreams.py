@@ -69,3 +69,13 @@ def test_openai_endpoint_loses_its_trailing_slash_augment_keeps_it() -> None:
     assert upstreams.normalise_endpoint("Augment", "https://d1.api.augmentcode.com/") == (
         "https://d1.api.augmentcode.com/"
     )
+
+
+def test_each_provider_is_compiled_as_itself() -> None:
+    cred = upstreams.resolve_credential(REF, sec(GOOD))
+    for provider, endpoint, compiled in (
+        ("OpenAI", "https://api.example.com/v1/", "https://api.example.com/v1"),
+        ("Anthropic", "https://api.anthropic.com/", "https://api.anthropic.com"),
+    ):
+        res = upstreams.reconcile_upstream(body(provider=provider, endpoint=endpoint), cred)
+        assert res.route is not None and (res.route.provider, res.route.endpoint) == (provider, compiled)

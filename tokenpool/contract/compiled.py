@@ -52,7 +52,7 @@ UPSTREAM_ROUTE_KEY = "upstream.json"
 PERSONAL_TOKEN_KEY = "token"  # noqa: S105 (a data key)
 DEFAULT_CREDENTIAL_KEY = "token"
 
-Provider = Literal["Augment", "OpenAI"]
+Provider = Literal["Augment", "OpenAI", "Anthropic"]
 Role = Literal["User", "Admin"]
 
 

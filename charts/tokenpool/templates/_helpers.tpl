@@ -197,12 +197,13 @@ Environment both components share: the log settings. Call with (dict "ctx" $ "pr
 {{- end }}
 
 {{/*
-proxy.models as the proxy's TOKENPOOL_PROXY_MODELS JSON: values use the chart's camelCase,
+A list of models (proxy.models, proxy.anthropicModels) as the proxy's JSON settings
+(TOKENPOOL_PROXY_MODELS, TOKENPOOL_PROXY_ANTHROPIC_MODELS): values use the chart's camelCase,
 the proxy's ModelSpec its field names.
 */}}
 {{- define "tokenpool.proxy.modelsJson" -}}
 {{- $models := list }}
-{{- range .Values.proxy.models }}
+{{- range . }}
 {{- $m := dict "id" .id }}
 {{- with .provider }}{{ $_ := set $m "provider" . }}{{ end }}
 {{- with .upstreamModel }}{{ $_ := set $m "upstream_model" . }}{{ end }}

@@ -15,21 +15,28 @@ from starlette.types import Receive, Scope, Send
 from tokenpool.contract.compiled import UserRoute
 
 from .. import chat
-from ..auth import openai_user, services
+from ..anthropic_format import models_list
+from ..auth import anthropic_user, openai_user, services
 from ..errors import ApiError, BodyTooLarge, too_large_response
+from ..messages_schema import MessagesRequest
 from ..openai_format import OpenAIDialect
 from ..responses import JSON
-from ..schemas import BadRequest, parse_chat_request
+from ..schemas import BadRequest, ChatRequest, parse_chat_request
 from ..services import Services
+from ..settings import ModelSpec
 
 router = APIRouter()
 OPENAI = OpenAIDialect()
-OpenAIUser = Annotated[UserRoute, Depends(openai_user)]
 Svc = Annotated[Services, Depends(services)]
 
 
 @router.get("/v1/models")
-async def models(_: OpenAIUser, svc: Svc) -> JSON:
+async def models(request: Request, svc: Svc) -> JSON:
+    """The OpenAI API's models; with an ``anthropic-version`` header, the Anthropic API's."""
+    if "anthropic-version" in request.headers:
+        await anthropic_user(request)
+        return JSON(models_list([m.id for m in svc.settings.anthropic_models]))
+    await openai_user(request)
     data = [
         {"id": m.id, "object": "model", "created": 0, "owned_by": "tokenpool"} for m in svc.settings.models
     ]
@@ -39,7 +46,10 @@ async def models(_: OpenAIUser, svc: Svc) -> JSON:
 class FastRoute(Route):
     """A plain Starlette route that records itself in the scope (for metrics labels) and can be
     served straight from the edge middleware (``serve``), skipping the router and the exception
-    middlewares: on the hot path they cost about as much as the proxy's own work."""
+    middlewares: on the hot path they cost about as much as the proxy's own work. ``anthropic``:
+    its errors are written in Anthropic's shape."""
+
+    anthropic = False
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child = super().matches(scope)
@@ -54,7 +64,7 @@ class FastRoute(Route):
         try:
             response = await self.endpoint(request)
         except ApiError as exc:
-            response = exc.response()
+            response = exc.response(self.anthropic, scope.get("tokenpool.log", {}).get("request_id", ""))
         except BodyTooLarge:
             response = too_large_response(scope["path"], request.app.state.svc.settings.max_body_bytes)
         await response(scope, receive, send)
@@ -115,6 +125,18 @@ async def chat_completions(request: Request) -> Response:
         raise ApiError(
             404, f"the model {body.model!r} does not exist; see GET /v1/models", "model_not_found", "model"
         )
+    return await relay_chat(request, svc, user, body, model, OPENAI)
+
+
+async def relay_chat(
+    request: Request,
+    svc: Services,
+    user: UserRoute,
+    body: ChatRequest | MessagesRequest,
+    model: ModelSpec,
+    dialect: chat.Dialect,
+) -> Response:
+    """Limits, then the chat path (chat.py) in the client's dialect: both APIs share it."""
     log = request.scope.setdefault("tokenpool.log", {})
     log["model"] = body.model
     denied = svc.usage.check_limits(user)
@@ -124,10 +146,10 @@ async def chat_completions(request: Request) -> Response:
     handed_off = False
     try:
         if body.stream:
-            response = await unless_client_leaves(request, chat.stream(attempts, OPENAI))
+            response = await unless_client_leaves(request, chat.stream(attempts, dialect))
             handed_off = True  # the stream releases the user's admission when it ends
             return response
-        return await unless_client_leaves(request, chat.complete(attempts, OPENAI))
+        return await unless_client_leaves(request, chat.complete(attempts, dialect))
     except BadRequest as exc:
         raise ApiError(400, exc.message, exc.code or "invalid_request", exc.param) from None
     finally:
