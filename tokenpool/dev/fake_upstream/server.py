@@ -8,10 +8,11 @@ is lean (plain aiohttp, one write per answer when no delay is asked).
 
 Control API (JSON), for tests and demos:
 * ``PUT /_control/config`` ``{text, chunks, delay_ms, first_delay_ms, stop, stream_writes,
-  preamble, usage_node}``: default answer (``stop``: ``stop_reason`` | ``done`` | ``eof`` — how
-  the stream ends; ``stream_writes``: one write per line even without delay, for time-to-first-
-  byte figures; ``preamble``: text said before tool calls; ``usage_node``: Augment reports token
-  usage in a node). Tool use follows one rule in every dialect (tool_script.py).
+  preamble, usage_node, raw_lines}``: default answer (``stop``: ``stop_reason`` | ``done`` |
+  ``eof`` — how the stream ends; ``stream_writes``: one write per line even without delay, for
+  time-to-first-byte figures; ``preamble``: text said before tool calls; ``usage_node``: Augment
+  reports token usage in a node; ``raw_lines``: the Augment answer, line by line, exactly as
+  given). Tool use follows one rule in every dialect (tool_script.py).
 * ``PUT /_control/tokens/{token}`` ``{fault, times, status, retry_after, after_chunks, ...}``:
   per-token behaviour; any answer field above may be overridden per token too. Faults:
   ``unauthorized`` (401 "Invalid token"), ``suspended`` (403 with the suspension text),
@@ -59,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "stop": "stop_reason",
     "preamble": "",
     "usage_node": False,
+    "raw_lines": None,
 }
 # Token counts the fake reports where its dialect reports any (prompt, completion).
 AUGMENT_USAGE = (21, 9)
@@ -213,6 +215,8 @@ async def _answer(
     lines = _lines(text, 1 if fault in ("blocked", "suspended_in_stream") else spec["chunks"], spec["stop"])
     if tool_lines is not None and fault not in ("blocked", "suspended_in_stream"):
         lines = tool_lines
+    if spec["raw_lines"] is not None:
+        lines = [line.encode() + b"\n" for line in spec["raw_lines"]]
     if spec["usage_node"]:  # before the stop line
         usage = {"input_tokens": AUGMENT_USAGE[0], "output_tokens": AUGMENT_USAGE[1]}
         node = {"id": 99, "type": 10, "content": "", "token_usage": usage}
