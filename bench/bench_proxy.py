@@ -8,6 +8,9 @@ Load comes from ``wrk`` (native; installed by hack/install-bench-tools.sh).
 * sequential (wrk -c1): p50/p99 of a small non-streaming answer, added latency = proxy - direct
 * c=32 (wrk -c32): requests/second, ratio = proxy / direct
 * streaming 500 chunks: time to first chunk and to the end, median of sequential requests
+* streaming an agent's tool calls (250 calls: 500 upstream lines, each call a start node and a
+  tool-use node) next to it, in the OpenAI and the Anthropic dialect: the added relay time per
+  upstream line and the proxy's CPU per stream, and their ratio to text streaming
 * ``--profile``: py-spy samples the proxy during a c=32 run and prints where the time goes
 
     .venv/bin/python -m bench.bench_proxy [--seconds 10] [--profile]
@@ -45,6 +48,51 @@ AUGMENT_HEADERS = {
     "User-Agent": "bench",
 }
 OPENAI_HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {PT}"}
+ANTHROPIC_HEADERS = {"Content-Type": "application/json", "x-api-key": PT, "anthropic-version": "2023-06-01"}
+# An agent turn of many tool calls (the fake upstream calls every tool the prompt names).
+STREAM_LINES = 500
+TOOL_PROMPT = " ".join(
+    f'call read_file {{"path": "src/app/module_{i:03d}.py"}}' for i in range(STREAM_LINES // 2)
+)
+STREAM_BODIES = {
+    "augment text": AUGMENT_BODY,
+    "augment tools": json.dumps(
+        {
+            "message": TOOL_PROMPT,
+            "chat_history": [],
+            "mode": "AGENT",
+            "tool_definitions": [{"name": "read_file", "description": "", "input_schema_json": "{}"}],
+        }
+    ),
+    "openai text": json.dumps({**json.loads(OPENAI_BODY), "stream": True}),
+    "openai tools": json.dumps(
+        {
+            "model": "augment-chat",
+            "stream": True,
+            "messages": [{"role": "user", "content": TOOL_PROMPT}],
+            "tools": [
+                {"type": "function", "function": {"name": "read_file", "parameters": {"type": "object"}}}
+            ],
+        }
+    ),
+    "anthropic text": json.dumps(
+        {
+            "model": "augment-chat",
+            "max_tokens": 4096,
+            "stream": True,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+    ),
+    "anthropic tools": json.dumps(
+        {
+            "model": "augment-chat",
+            "max_tokens": 4096,
+            "stream": True,
+            "messages": [{"role": "user", "content": TOOL_PROMPT}],
+            "tools": [{"name": "read_file", "input_schema": {"type": "object"}}],
+        }
+    ),
+}
 
 
 def free_port() -> int:
@@ -123,13 +171,19 @@ def wrk_cpu(
 
 
 # -- streaming ---------------------------------------------------------------------------------
-async def stream_times(url: str, body: str, headers: dict[str, str], n: int) -> tuple[float, float]:
-    """Median (time to first body byte, time to end) in ms over ``n`` sequential requests."""
+async def stream_times(
+    url: str, body: str, headers: dict[str, str], n: int, cpu_pid: int | None = None
+) -> tuple[float, float, float]:
+    """Median (time to first body byte, time to end) in ms over ``n`` sequential requests, and
+    the CPU microseconds ``cpu_pid`` spent per request meanwhile (0 without a pid)."""
     first, total = [], []
     async with aiohttp.ClientSession() as session:
         for i in range(n + 3):
+            if i == 3 and cpu_pid is not None:
+                cpu_before = cpu_seconds(cpu_pid)
             start = time.perf_counter()
             async with session.post(url, data=body, headers=headers) as resp:
+                assert resp.status == 200, await resp.text()
                 await resp.content.readany()
                 t_first = time.perf_counter()
                 await resp.read()
@@ -137,7 +191,8 @@ async def stream_times(url: str, body: str, headers: dict[str, str], n: int) -> 
             if i >= 3:  # warm-up
                 first.append((t_first - start) * 1000)
                 total.append((t_end - start) * 1000)
-    return statistics.median(first), statistics.median(total)
+    cpu = (cpu_seconds(cpu_pid) - cpu_before) / n * 1e6 if cpu_pid is not None else 0.0
+    return statistics.median(first), statistics.median(total), cpu
 
 
 # -- profile -----------------------------------------------------------------------------------
@@ -229,10 +284,9 @@ def main() -> None:
         seq_d, seq_p = wrk(*direct, 1, args.seconds), wrk(*proxied, 1, args.seconds)
         pids = {"fake": fake.process.pid, "proxy": proxy.pid}
         c32_d, c32_p = wrk_cpu(pids, *direct, 32, args.seconds), wrk_cpu(pids, *proxied, 32, args.seconds)
-        fake.configure(text="x" * 2000, chunks=500, stream_writes=True)
-        s_d = asyncio.run(stream_times(direct[0], AUGMENT_BODY, AUGMENT_HEADERS, args.stream_requests))
-        stream_body = json.dumps({**json.loads(OPENAI_BODY), "stream": True})
-        s_p = asyncio.run(stream_times(proxied[0], stream_body, OPENAI_HEADERS, args.stream_requests))
+        fake.configure(text="x" * 2000, chunks=STREAM_LINES, stream_writes=True)
+        streams = measure_streams(direct[0], proxy_url, proxy.pid, args.stream_requests)
+        s_d, s_p = streams["augment text"], streams["openai text"]
         rows = [
             (
                 "sequential p50 (ms)",
@@ -272,6 +326,7 @@ def main() -> None:
             print(f"{name:40} {d:10.3f} {p:10.3f}   {note}")
         bad = seq_p["non2xx"] + c32_p["non2xx"]
         print(f"non-2xx answers through the proxy: {bad:.0f}")
+        print_streams(streams)
         if args.profile:
             fake.configure(text="Hello from the fake Augment upstream.", chunks=3, stream_writes=False)
             profile(proxy.pid, proxied, args.seconds, tmp)
@@ -280,6 +335,46 @@ def main() -> None:
         proxy.wait(10)
         fake.stop()
         proxy_log.close()
+
+
+def measure_streams(
+    augment_url: str, proxy_url: str, proxy_pid: int, n: int
+) -> dict[str, tuple[float, float, float]]:
+    """Every stream of STREAM_BODIES: direct to the fake (augment) or through the proxy."""
+    urls = {
+        "augment": augment_url,
+        "openai": f"{proxy_url}/v1/chat/completions",
+        "anthropic": f"{proxy_url}/v1/messages",
+    }
+    headers = {"augment": AUGMENT_HEADERS, "openai": OPENAI_HEADERS, "anthropic": ANTHROPIC_HEADERS}
+    out = {}
+    for name, body in STREAM_BODIES.items():
+        dialect = name.split()[0]
+        pid = None if dialect == "augment" else proxy_pid
+        out[name] = asyncio.run(stream_times(urls[dialect], body, headers[dialect], n, pid))
+    return out
+
+
+def print_streams(streams: dict[str, tuple[float, float, float]]) -> None:
+    """Tool-call streams next to text streams: added time per upstream line, proxy CPU per stream."""
+    print(f"\nstreams of {STREAM_LINES} upstream lines (text: 500 chunks; tools: 250 calls), medians:")
+    print(
+        f"{'':28} {'first (ms)':>10} {'whole (ms)':>10} {'added/line (us)':>16} {'proxy CPU/stream (ms)':>22}"
+    )
+    added: dict[str, float] = {}
+    for name, (first, whole, cpu) in streams.items():
+        base = streams["augment " + name.split()[1]][1]
+        line = "" if name.startswith("augment") else f"{(whole - base) / STREAM_LINES * 1000:16.1f}"
+        if not name.startswith("augment"):
+            added[name] = (whole - base) / STREAM_LINES
+        print(f"{name:28} {first:10.3f} {whole:10.3f} {line:>16} {cpu / 1000 if cpu else 0:22.2f}")
+    for dialect in ("openai", "anthropic"):
+        text, tools = streams[f"{dialect} text"], streams[f"{dialect} tools"]
+        print(
+            f"{dialect}: tool-call stream / text stream: relay time per line "
+            f"{added[f'{dialect} tools'] / max(added[f'{dialect} text'], 1e-9):.2f}x, "
+            f"proxy CPU per stream {tools[2] / max(text[2], 1e-9):.2f}x"
+        )
 
 
 def profile(pid: int, target: tuple[str, Path], seconds: float, tmp: Path) -> None:

@@ -178,9 +178,6 @@ def _count(value: Any) -> int:
     return value if isinstance(value, int) and value >= 0 else 0
 
 
-_NO_NODES: tuple[tuple[ToolCall, ...], None] = ((), None)
-
-
 class AugmentProvider:
     def __init__(self, session: aiohttp.ClientSession, user_agent: str, blocked_cooldown_s: float) -> None:
         self.session = session
@@ -213,17 +210,23 @@ class AugmentProvider:
                         text, finish, ended, nodes = parse_line(line)
                         if not completed and text and stream_error_text(text):  # only the first text
                             raise classify_augment_failure(200, text, None, self.blocked_cooldown_s)
-                        calls, usage = read_nodes(nodes, call_ids) if nodes else _NO_NODES
-                        if finish == "stop" and call_ids:
-                            finish = "tool_calls"  # the turn ends on a call
+                        if nodes is None:  # the common line: a piece of text
+                            if text or ended:
+                                completed = True
+                                # (a turn that made calls ends on them)
+                                yield Piece(
+                                    text, "tool_calls" if ended and call_ids and finish == "stop" else finish
+                                )
+                            continue
+                        calls, usage = read_nodes(nodes, call_ids)
+                        if ended and call_ids and finish == "stop":
+                            finish = "tool_calls"
                         if text or ended or calls or usage:
                             completed = True
-                            if usage is not None:
-                                yield Piece(text, finish, usage[0], usage[1], calls)
-                            elif calls:
+                            if usage is None:
                                 yield Piece(text, finish, tool_calls=calls)
                             else:
-                                yield Piece(text, finish)
+                                yield Piece(text, finish, usage[0], usage[1], calls)
                     if not ended:  # a body that just ends is still an answer
                         yield Piece("", "tool_calls" if call_ids else "stop")
                 except (GeneratorExit, asyncio.CancelledError):
