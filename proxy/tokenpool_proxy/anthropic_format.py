@@ -59,7 +59,15 @@ def _block_tokens(block: Block) -> int:
 
 
 def estimate_input_tokens(request: MessagesRequest | CountTokensRequest) -> int:
-    """System, every block of every message, the tool definitions (docs/proxy.md, estimates)."""
+    """System, every block of every message, the tool definitions (docs/proxy.md, estimates);
+    computed once per request (a stream announces it first and accounts it at the end)."""
+    known = request.input_tokens
+    if known is None:
+        request.input_tokens = known = _estimate(request)
+    return known
+
+
+def _estimate(request: MessagesRequest | CountTokensRequest) -> int:
     total = 2
     if isinstance(request.system, str):
         total += estimate_tokens(request.system)
@@ -72,9 +80,8 @@ def estimate_input_tokens(request: MessagesRequest | CountTokensRequest) -> int:
         else:
             total += sum(_block_tokens(b) for b in m.content)
     if request.tools:
-        total += estimate_tokens(
-            orjson.dumps([t.model_dump(exclude_none=True) for t in request.tools]).decode()
-        )
+        tools = request.raw.get("tools") or [t.model_dump(exclude_none=True) for t in request.tools]
+        total += estimate_tokens(orjson.dumps(tools).decode())
     return total
 
 

@@ -104,6 +104,7 @@ class MessagesRequest(BaseModel):
     # upstream receives.
     _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
     _headers: dict[str, str] = PrivateAttr(default_factory=dict)
+    _input_tokens: int | None = PrivateAttr(default=None)
 
     @property
     def raw(self) -> dict[str, Any]:
@@ -112,6 +113,15 @@ class MessagesRequest(BaseModel):
     @property
     def client_headers(self) -> dict[str, str]:
         return self._headers
+
+    @property
+    def input_tokens(self) -> int | None:
+        """The prompt's size as the proxy estimates it (anthropic_format.py), once computed."""
+        return self._input_tokens
+
+    @input_tokens.setter
+    def input_tokens(self, value: int) -> None:
+        self._input_tokens = value
 
 
 class CountTokensRequest(MessagesRequest):
@@ -130,4 +140,7 @@ def parse_messages_request(body: bytes, headers: dict[str, str] | None = None) -
 
 
 def parse_count_tokens_request(body: bytes) -> CountTokensRequest:
-    return validate(CountTokensRequest, load_object(body))
+    data = load_object(body)
+    request = validate(CountTokensRequest, data)
+    request._raw = data
+    return request

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -43,6 +44,13 @@ def stack(namespace, pool, operator_process, proxy_process, fake_upstream):
 def served(proxy, pt, n):
     r = httpx.get(f"{proxy.url}/api/tokens", headers={"Authorization": f"Bearer {pt}"}, timeout=5)
     return r.status_code == 200 and r.json()["total_count"] == n
+
+
+def answers(proxy, pt, model):
+    body = {"model": model, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    r = httpx.post(f"{proxy.url}/v1/messages", json=body, headers={"x-api-key": pt}, timeout=5)
+    assert r.status_code in (200, 403), r.text  # 403: its token is not in the proxy's index yet
+    return r.status_code == 200
 
 
 def test_plugin_flow_validate_list_pick_delete(stack, pool, fake_upstream):
@@ -158,3 +166,46 @@ def test_bad_input_is_4xx_in_openai_shape(stack, pool, fake_upstream):
             r = httpx.post(f"{stack.url}/v1/chat/completions", content=body, headers=headers, timeout=30)
             assert r.status_code in (401, 413) and "error" in r.json()
     assert fake_upstream.requests() == []
+
+
+def test_agent_clients_over_augment_and_an_anthropic_upstream(
+    namespace, pool, operator_process, proxy_process, fake_upstream
+):
+    """Claude Code's path through operator-compiled routes: the Anthropic SDK's agent loop over an
+    Augment token and over an UpstreamToken of provider Anthropic, and the OpenAI SDK's."""
+    operator_process(namespace)
+    models = '[{"id":"augment-agent"},{"id":"claude-x","provider":"Anthropic","upstream_model":"up-claude"}]'
+    proxy = proxy_process(namespace, anthropic_models=models)
+    for name, provider, endpoint in (
+        ("t1", "Augment", fake_upstream.tenant("t1")),
+        ("a1", "Anthropic", fake_upstream.url + "a1"),
+    ):
+        pool.credential(f"{name}-cred", f"cred-{name}-" + "0" * 40)
+        pool.token(name, provider=provider, endpoint=endpoint)
+    pool.user("carol")
+    pool.allocation("carol-all", user="carol", tokens=["t1", "a1"])
+    pt = wait_for(lambda: pool.personal_token("carol"), timeout=30, what="personal token generated")
+    wait_for(lambda: served(proxy, pt, 1), timeout=30, what="proxy serves the new user")  # its Augment token
+    wait_for(lambda: answers(proxy, pt, "claude-x"), timeout=30, what="proxy serves the Anthropic token")
+    fake_upstream.reset()
+    tools = [{"name": "get_time", "input_schema": {"type": "object", "properties": {}}}]
+    claude = anthropic.Anthropic(base_url=proxy.url, api_key=pt, max_retries=0)
+    for model in ("augment-agent", "claude-x"):
+        ask = [{"role": "user", "content": "call get_time"}]
+        with claude.messages.stream(model=model, max_tokens=100, messages=ask, tools=tools) as s:
+            first = s.get_final_message()
+        [use] = [b for b in first.content if b.type == "tool_use"]
+        assert first.stop_reason == "tool_use" and use.name == "get_time"
+        result = {"type": "tool_result", "tool_use_id": use.id, "content": "12:00"}
+        ask += [{"role": "assistant", "content": [use.model_dump()]}, {"role": "user", "content": [result]}]
+        final = claude.messages.create(model=model, max_tokens=100, messages=ask, tools=tools)
+        assert final.content[0].text == f"Tool results: {use.id}=12:00"
+    tokens = [r["token"] for r in fake_upstream.requests()]
+    assert tokens == ["cred-t1-" + "0" * 40] * 2 + ["cred-a1-" + "0" * 40] * 2
+    oai = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=pt, max_retries=0)
+    out = oai.chat.completions.create(
+        model="augment-agent",
+        messages=[{"role": "user", "content": "call get_time"}],
+        tools=[{"type": "function", "function": {"name": "get_time"}}],
+    )
+    assert out.choices[0].finish_reason == "tool_calls"

@@ -298,3 +298,36 @@ def test_settings_keep_pass_through_models_on_the_api_of_their_dialect():
         ProxySettings(models=(ModelSpec(id="c", provider="Anthropic"),))
     with pytest.raises(ValidationError, match="anthropic_models: model 'g' of provider OpenAI"):
         ProxySettings(anthropic_models=(ModelSpec(id="g", provider="OpenAI"),))
+
+
+async def test_a_stream_cut_after_its_first_event_ends_with_an_error_event(inprocess_proxy, fake_upstream):
+    proxy, url, model = await serve_pool(inprocess_proxy, fake_upstream, "anthropic")
+    fake_upstream.fault("ak-0", "drop", after_chunks=4)  # message_start, block start, ping, a delta
+    body = {"model": model, "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    r = await proxy.client.post("/v1/messages", json=body, headers={"x-api-key": PT})
+    assert r.status_code == 200
+    names = [line[7:] for line in r.text.splitlines() if line.startswith("event: ")]
+    assert names == ["message_start", "content_block_start", "ping", "content_block_delta", "error"]
+    assert '"type":"api_error"' in r.text.rsplit("event: error", 1)[1]
+    with pytest.raises(anthropic.APIStatusError):
+        async with sdk(url).messages.stream(**{k: v for k, v in body.items() if k != "stream"}) as s:
+            await s.get_final_message()
+    assert proxy.svc.health.get("a0").cooldown_reason == "ConnectError"
+
+
+@pytest.mark.parametrize(
+    ("status", "text", "verdict", "reason"),
+    [
+        (401, '{"type":"error","error":{"type":"authentication_error"}}', "unhealthy", "Unauthorized"),
+        (400, "Your credit balance is too low to access the Anthropic API.", "unhealthy", "OutOfCredits"),
+        (429, "rate_limit_error", "cooldown", "RateLimited"),
+        (529, "overloaded_error", "cooldown", "ServerError"),
+        (400, "invalid_request_error: prompt is too long", "fail", "ClientError"),
+    ],
+)
+def test_anthropic_upstream_failures_are_classified(status, text, verdict, reason):
+    from tokenpool_proxy.providers.anthropic_compat import classify_anthropic_failure
+
+    failure = classify_anthropic_failure(status, text, "7")
+    assert (failure.verdict, failure.reason) == (verdict, reason)
+    assert failure.retry_after == (7 if reason == "RateLimited" else None)
