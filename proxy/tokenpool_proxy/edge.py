@@ -28,7 +28,12 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _CORS = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS"),
-    (b"access-control-allow-headers", b"Content-Type, Authorization"),
+    # (the Anthropic SDK in a browser sends its key and version headers)
+    (
+        b"access-control-allow-headers",
+        b"Content-Type, Authorization, x-api-key, anthropic-version, anthropic-beta, "
+        b"anthropic-dangerous-direct-browser-access",
+    ),
 ]
 
 

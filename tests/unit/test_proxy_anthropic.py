@@ -276,6 +276,9 @@ async def test_auth_and_size_errors_in_anthropic_shape(inprocess_proxy, fake_ups
     assert r.status_code == 413 and r.json()["error"]["type"] == "request_too_large"
     with pytest.raises(anthropic.AuthenticationError):
         await anthropic.AsyncAnthropic(base_url=url, api_key="wrong", max_retries=0).messages.create(**ok)
+    r = await proxy.client.options("/v1/messages")  # a browser's preflight
+    allowed = {h.strip().lower() for h in r.headers["access-control-allow-headers"].split(",")}
+    assert r.status_code == 204 and {"x-api-key", "anthropic-version", "anthropic-beta"} <= allowed
 
 
 async def test_everything_failing_is_an_anthropic_error_with_the_pool_status(inprocess_proxy, fake_upstream):
