@@ -46,8 +46,7 @@ from aiohttp import web
 
 from tokenpool.dev import fake_accounts
 
-from . import anthropic_dialect, openai_dialect
-from .tool_script import plan
+from . import anthropic_dialect, augment_tools, openai_dialect
 
 SUSPENDED_TEXT = "Your account has been suspended because of unusual activity."
 BLOCKED_TEXT = "Request blocked. Please reach out to support@augmentcode.com if you think this was a mistake."
@@ -158,36 +157,14 @@ async def chat_stream(request: web.Request) -> web.StreamResponse:
             stats.in_flight -= 1
 
     try:
-        resp = await _answer(request, _fault(state, token), finish, _tool_lines(state, body))
+        resp = await _answer(
+            request, _fault(state, token), finish, augment_tools.tool_lines(state.config, body, state.call_id)
+        )
         if resp.status == 200:
             state.accounts.charge(token)
         return resp
     finally:
         finish()
-
-
-def _tool_lines(state: State, body: dict[str, Any]) -> list[bytes] | None:
-    """The answer's lines when tools are in play (tool_script.py), else None: the usual answer.
-    A call is announced by a tool-use-start node and made by a tool-use node, as Augment does."""
-    tools = [d.get("name") for d in body.get("tool_definitions") or () if isinstance(d, dict)]
-    results = [
-        (n["tool_result_node"].get("tool_use_id"), n["tool_result_node"].get("content"))
-        for n in body.get("nodes") or ()
-        if isinstance(n, dict) and n.get("type") == 1 and isinstance(n.get("tool_result_node"), dict)
-    ]
-    if not tools and not results:
-        return None
-    spec = state.config
-    script = plan(tools, body["message"], results, spec["text"], spec["preamble"])
-    if not script.calls:
-        return _lines(script.text, spec["chunks"], spec["stop"])
-    lines = _lines(script.text, spec["chunks"], "eof") if script.text else []
-    for i, (name, args) in enumerate(script.calls):
-        use = {"tool_use_id": state.call_id("toolu_fake"), "tool_name": name, "input_json": args}
-        start = {"id": 2 * i + 1, "type": 7, "content": "", "tool_use": {**use, "input_json": ""}}
-        node = {"id": 2 * i + 2, "type": 5, "content": "", "tool_use": use}
-        lines += [orjson.dumps({"text": "", "nodes": [n]}) + b"\n" for n in (start, node)]
-    return [*lines, b'{"text":"","stop_reason":3}\n']
 
 
 async def _answer(
