@@ -177,10 +177,10 @@ class EventWriter:
 
     def _relay(self, event: UpstreamEvent) -> bytes:
         self._started = self._relayed = True
-        if event.name != "message_start":
+        original = event.data.get("message")
+        if event.name != "message_start" or not isinstance(original, dict):
             return event.raw
-        message: dict[str, Any] = {**event.data.get("message", {}), "model": self.model}
-        return sse({**event.data, "message": message})
+        return sse({**event.data, "message": {**original, "model": self.model}})
 
     def end(self, finish: FinishReason, prompt: int, completion: int) -> bytes:
         if self._relayed:
@@ -246,27 +246,24 @@ def message_from_events(model: str, events: list[dict[str, Any]]) -> dict[str, A
     partial: dict[int, str] = {}
     for data in events:
         kind, index = data.get("type"), data.get("index")
-        if kind == "message_start" and isinstance(data.get("message"), dict):
-            message.update(data["message"])
-        elif (
-            kind == "content_block_start"
-            and isinstance(index, int)
-            and isinstance(data.get("content_block"), dict)
-        ):
-            blocks[index] = dict(data["content_block"])
-        elif (
-            kind == "content_block_delta" and index in blocks and isinstance(delta := data.get("delta"), dict)
-        ):
-            _apply(blocks[index], partial, index, delta)
+        if kind == "message_start":
+            message.update(_dict(data.get("message")))
+        elif kind == "content_block_start" and isinstance(index, int):
+            blocks[index] = dict(_dict(data.get("content_block")))
+        elif kind == "content_block_delta" and isinstance(index, int) and index in blocks:
+            _apply(blocks[index], partial, index, _dict(data.get("delta")))
         elif kind == "message_delta":
-            message.update(
-                {k: v for k, v in (data.get("delta") or {}).items() if k in ("stop_reason", "stop_sequence")}
-            )
-            message["usage"] = {**(message.get("usage") or {}), **(data.get("usage") or {})}
+            delta = _dict(data.get("delta"))
+            message.update({k: v for k, v in delta.items() if k in ("stop_reason", "stop_sequence")})
+            message["usage"] = {**_dict(message.get("usage")), **_dict(data.get("usage"))}
     for index, text in partial.items():
         blocks[index]["input"] = _tool_input(text)
     message.update(model=model, content=[blocks[i] for i in sorted(blocks)])
     return message
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _apply(block: dict[str, Any], partial: dict[int, str], index: int, delta: dict[str, Any]) -> None:
@@ -274,7 +271,9 @@ def _apply(block: dict[str, Any], partial: dict[int, str], index: int, delta: di
     if kind == "input_json_delta":
         partial[index] = partial.get(index, "") + str(delta.get("partial_json") or "")
     elif kind == "citations_delta":
-        block.setdefault("citations", []).append(delta.get("citation"))
+        if not isinstance(block.get("citations"), list):
+            block["citations"] = []
+        block["citations"].append(delta.get("citation"))
     elif kind == "signature_delta":
         block["signature"] = delta.get("signature")
     else:  # text_delta, thinking_delta: append to the field of that name

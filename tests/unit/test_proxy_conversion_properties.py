@@ -410,3 +410,110 @@ async def test_augment_answers_reach_both_sdks_whole(inprocess_proxy, fake_upstr
         assert [(b.id, b.name, b.input) for b in msg.content if b.type == "tool_use"] == calls
         assert msg.stop_reason == stop_reason
     await client.aclose()
+
+
+# -- whatever an upstream sends: relayed, ignored or an upstream failure, never a crash -----------
+EVENT_TYPES = [
+    "message_start",
+    "content_block_start",
+    "content_block_delta",
+    "content_block_stop",
+    "message_delta",
+    "message_stop",
+    "ping",
+    "error",
+]
+upstream_events = st.fixed_dictionaries(
+    {"type": st.sampled_from(EVENT_TYPES)},
+    optional={
+        "index": st.integers(0, 3) | json_values,
+        "message": json_objects | json_values,
+        "content_block": st.fixed_dictionaries(
+            {"type": st.sampled_from(["text", "tool_use", "thinking"])},
+            optional={"id": json_values, "name": json_values, "citations": json_values},
+        )
+        | json_values,
+        "delta": st.fixed_dictionaries(
+            {
+                "type": st.sampled_from(
+                    ["text_delta", "input_json_delta", "thinking_delta", "citations_delta", "signature_delta"]
+                )
+                | json_values
+            },
+            optional={
+                "text": json_values,
+                "partial_json": json_values,
+                "stop_reason": json_values,
+                "citation": json_values,
+            },
+        )
+        | json_values,
+        "usage": json_objects | json_values,
+        "error": json_objects | json_values,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(upstream_events | json_values, max_size=12), st.booleans())
+def test_any_anthropic_upstream_events_are_relayed_or_fail_cleanly(events: list[Any], stream: bool) -> None:
+    from tokenpool_proxy.anthropic_format import AnthropicDialect
+    from tokenpool_proxy.messages_schema import parse_messages_request
+    from tokenpool_proxy.providers.anthropic_compat import EventReader
+    from tokenpool_proxy.providers.base import UpstreamFailure
+
+    request = parse_messages_request(
+        b'{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}]}'
+    )
+    dialect, reader = AnthropicDialect(), EventReader()
+    writer = dialect.writer(request)
+    pieces = []
+    try:
+        for event in events:
+            piece = reader.piece(b"x", orjson.dumps(event))
+            if piece is not None:
+                pieces.append(piece)
+                assert isinstance(writer.other(piece), bytes)
+    except UpstreamFailure as failure:
+        assert failure.verdict in ("cooldown", "fail", "unhealthy") and failure.reason
+        return
+    assert isinstance(writer.end("stop", 1, 1), bytes)
+    message = dialect.answer(request, pieces, "stop", 1, 1)
+    assert message["model"] == "m" and isinstance(message["content"], list)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    json_values
+    | st.fixed_dictionaries(
+        {"choices": st.lists(json_objects | json_values, max_size=3)}, optional={"usage": json_values}
+    )
+)
+def test_any_openai_upstream_chunk_is_a_piece_or_nothing(chunk: Any) -> None:
+    from tokenpool_proxy.providers.openai_compat import parse_event
+
+    piece = parse_event(orjson.dumps(chunk))
+    assert piece is None or isinstance(piece.text, str)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    json_values
+    | st.fixed_dictionaries(
+        {},
+        optional={
+            "text": json_values,
+            "nodes": st.lists(json_objects | json_values, max_size=3) | json_values,
+            "stop_reason": json_values,
+        },
+    )
+)
+def test_any_augment_line_is_read_without_crashing(line: Any) -> None:
+    from tokenpool_proxy.providers.augment import parse_line, read_nodes
+
+    text, finish, ended, nodes = parse_line(orjson.dumps(line) + b"\n")
+    assert isinstance(text, str) and (finish is None or ended)
+    if nodes:
+        calls, usage = read_nodes(nodes, [])
+        assert all(isinstance(c.arguments, str) and c.name for c in calls)
+        assert usage is None or all(isinstance(n, int) and n >= 0 for n in usage)

@@ -274,3 +274,29 @@ async def test_malformed_or_unsupported_tool_and_image_input_is_a_clear_400(
     assert r.status_code == 400, r.text
     assert needle in r.json()["error"]["message"]
     assert fake_upstream.requests() == []
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["non-stream", "stream"])
+async def test_a_tool_call_answer_counts_as_a_successful_answer(inprocess_proxy, fake_upstream, stream):
+    from tokenpool_proxy.usage import InMemoryUsage
+
+    class Recorder(InMemoryUsage):
+        def __init__(self) -> None:
+            super().__init__()
+            self.records: list[tuple[Any, ...]] = []
+
+        def record(self, user, upstream, outcome, prompt_tokens=0, completion_tokens=0, latency_s=0.0):
+            super().record(user, upstream, outcome, prompt_tokens, completion_tokens, latency_s)
+            self.records.append((user, upstream, outcome, prompt_tokens, completion_tokens))
+
+    proxy = await augment_pool(inprocess_proxy, fake_upstream, n=1)
+    proxy.svc.usage = recorder = Recorder()
+    first = await ask(sdk(proxy), "augment-chat", [{"role": "user", "content": ASK}], stream)
+    assert first["finish"] == "tool_calls"
+    [(user, upstream, outcome, prompt, completion)] = recorder.records
+    assert (user, upstream, outcome) == ("alice", "t0", "success")
+    # the calls' names and arguments are the answer: get_weather{"city":"Paris"}get_time{"tz":"CET"}
+    assert completion == (len('get_weather{"city":"Paris"}get_time{"tz":"CET"}') + 3) // 4
+    assert prompt > (len(ASK) + 3) // 4  # the tool definitions count too
+    health = proxy.svc.health.get("t0")
+    assert health.in_flight == 0 and health.unhealthy_reason is None
