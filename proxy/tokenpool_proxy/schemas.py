@@ -1,8 +1,8 @@
 """The OpenAI chat request as the proxy accepts it (validated once, at the edge).
 
-Unknown fields are kept (``extra="allow"``) and the client's JSON object itself is what an
-OpenAI-compatible upstream receives (``ChatRequest.raw``), but everything the proxy itself reads
-is typed: a wrong type is a 400, never a 500 further down.
+Unknown fields are kept (``extra="allow"``) so an OpenAI-compatible upstream receives what the
+client sent (``ChatRequest.as_sent``), but everything the proxy itself reads is typed: a wrong
+type is a 400, never a 500 further down.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 M = TypeVar("M", bound=BaseModel)
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
@@ -99,12 +99,12 @@ class ChatRequest(BaseModel):
     # "none" | "auto" | "required" | {"type": "function", "function": {"name": ...}}
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
-    # The client's JSON object as it came: what a pass-through upstream receives.
-    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
 
-    @property
-    def raw(self) -> dict[str, Any]:
-        return self._raw
+    def as_sent(self) -> dict[str, Any]:
+        """The request as the client sent it (the fields it set, unknown ones included): what a
+        pass-through upstream receives. Rebuilt on demand: keeping the client's own object would
+        cost every request a private attribute."""
+        return self.model_dump(exclude_unset=True)
 
     @property
     def include_usage(self) -> bool:
@@ -123,9 +123,7 @@ class BadRequest(Exception):
 
 def parse_chat_request(body: bytes) -> ChatRequest:
     data = load_object(body)
-    request = validate(ChatRequest, data)
-    request._raw = data
-    return request
+    return validate(ChatRequest, data)
 
 
 def load_object(body: bytes) -> dict[str, Any]:

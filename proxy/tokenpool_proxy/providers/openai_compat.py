@@ -1,6 +1,6 @@
 """Pass-through to an OpenAI-compatible upstream (``spec.provider: OpenAI``).
 
-The client's JSON object is forwarded as is (all its parameters), with the model replaced by the
+The client's request is forwarded as it was sent (all its parameters), with the model replaced by the
 upstream model id and ``stream: true`` so both client modes share one relay path. Text deltas,
 tool-call deltas (with their indices, ids and argument fragments), the finish reason and the
 upstream's own usage figures come back as :class:`Piece`.
@@ -108,7 +108,8 @@ class OpenAIProvider:
         model: ModelSpec,
         request_id: str,
     ) -> AsyncIterator[Piece]:
-        payload = dict(request.raw) if request.raw else request.model_dump(exclude_none=True)
+        assert isinstance(request, ChatRequest)  # settings keep OpenAI models on /v1/chat/completions
+        payload = request.as_sent()
         payload.update(model=model.upstream_model or model.id, stream=True)
         payload["stream_options"] = {"include_usage": True}
         url = upstream.endpoint.rstrip("/") + "/chat/completions"
