@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from tokenpool.contract.compiled import Provider
+
 # A DNS-1123 label: object names here end up in label values (at most 63 characters).
 NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 EMAIL = r"^[^@\s]+@[^@\s]+$"
@@ -65,7 +67,7 @@ def _check_email(email: str) -> None:
 
 class TokenCreate(_Body):
     name: str = Field(pattern=NAME)
-    provider: Literal["Augment", "OpenAI"] = "Augment"
+    provider: Provider = "Augment"
     endpoint: str = Field(min_length=8, max_length=2048)
     credential: str = Field(
         min_length=1, max_length=8192, repr=False, description="Stored in a Secret; never shown again."

@@ -226,6 +226,10 @@ def test_request_models_refuse_what_the_api_server_would() -> None:
     with pytest.raises(ValueError, match="one token without spaces"):
         TokenCreate(name="t", endpoint="https://x.example/", credential="two words")
     assert "credential" not in repr(TokenCreate(name="t", endpoint="https://x.example/", credential="s3cret"))
+    for provider in ("Augment", "OpenAI", "Anthropic"):  # the contract's providers, no other
+        assert TokenCreate(name="t", provider=provider, endpoint="https://x.example/", credential="c")
+    with pytest.raises(ValueError):
+        TokenCreate(name="t", provider="Gemini", endpoint="https://x.example/", credential="c")
 
 
 def test_chart_text_is_escaped() -> None:
