@@ -1,7 +1,12 @@
-# syntax=docker/dockerfile:1
 # One image, three commands: `tokenpool operator`, `tokenpool proxy` and `tokenpool console` (the
 # chart passes the command as the container's args). Multi-stage: the build stage resolves the pinned
 # dependencies into a virtualenv; the runtime stage copies only that virtualenv.
+#
+# The base is any Debian-based image with Python 3.11 and its venv module: the official Python
+# image (default, below), or a debootstrap bookworm root filesystem where no registry is reachable
+# (hack/cluster/build-images.sh; docs/install.md). A CA bundle for pip (a TLS-intercepting proxy)
+# is passed as the BuildKit secret `pip-ca` (`--secret id=pip-ca,src=$PIP_CERT`): it is mounted for
+# the one RUN that needs it and never stored in a layer.
 #
 # Pin the base image by digest for reproducible, tamper-evident builds. The digest below is a
 # placeholder: resolve the real one and pass it (docs/install.md), e.g.
@@ -11,7 +16,7 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:000000000000000000000000000000
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
-RUN python -m venv /opt/tokenpool
+RUN python3 -m venv /opt/tokenpool
 WORKDIR /src
 # Dependencies are pinned exactly in pyproject.toml: the same versions the tests ran with.
 COPY pyproject.toml README.md ./
@@ -19,7 +24,14 @@ COPY tokenpool ./tokenpool
 COPY operator ./operator
 COPY proxy ./proxy
 COPY console ./console
-RUN /opt/tokenpool/bin/pip install --no-compile . \
+# Only the runtime dependencies (`pip install .`, no extras); the developer tooling inside the
+# package (the `dev` command's control plane and fake upstream) is removed: the image runs only
+# the operator, the proxy and the admin commands.
+RUN --mount=type=secret,id=pip-ca \
+    if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
+    && /opt/tokenpool/bin/pip install --no-compile . \
+    && rm -rf /opt/tokenpool/lib/python3*/site-packages/tokenpool/dev \
+              /opt/tokenpool/lib/python3*/site-packages/tokenpool/devtools \
     && /opt/tokenpool/bin/python -m compileall -q /opt/tokenpool/lib
 
 FROM ${PYTHON_IMAGE}
