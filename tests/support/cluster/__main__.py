@@ -1,0 +1,34 @@
+"""``python -m tests.support.cluster``: start the test cluster, print its kubeconfig, and keep it
+up until Ctrl-C / SIGTERM, then tear it down and report what (if anything) is left on the host.
+
+For looking around by hand (``kubectl --kubeconfig …``) and for the test that interrupts a
+running cluster and checks the host is as it was.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.support.cluster.artifacts import build_images, node_binaries
+from tests.support.cluster.components import Binaries
+from tests.support.cluster.node import LocalCluster
+from tokenpool.devtools import binaries
+
+
+def main() -> int:
+    logs = Path(tempfile.mkdtemp(prefix="tp-cluster-logs-"))
+    images = build_images()
+    cluster = LocalCluster.launch(Binaries(binaries.find(), node_binaries()), images, logs)
+    print(f"READY kubeconfig={cluster.kubeconfig} logs={logs} timings={cluster.timings}", flush=True)
+    try:
+        signal.pause()  # until SIGINT/SIGTERM: the cleanup handler stops the cluster first
+    finally:
+        cluster.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
