@@ -22,10 +22,13 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -219,6 +222,11 @@ class LocalCluster:
             return []
         self._stopped = True
         unregister_cleanup(self._stop_and_report)
+        # A second Ctrl-C must not abort the teardown half-way (containers would outlive it).
+        with _signals_deferred():
+            return self._stop()
+
+    def _stop(self) -> list[str]:
         for name in ("kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager"):
             if name in self.processes:
                 self.processes[name].stop(15)
@@ -253,6 +261,20 @@ class LocalCluster:
             subprocess.run(
                 [str(self.bins.node / "kube-proxy"), "--cleanup"], capture_output=True, check=False, timeout=60
             )
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Ignore SIGINT/SIGTERM meanwhile (main thread only; elsewhere signals go to the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _readyz(api: kubernetes.client.ApiClient) -> bool:

@@ -160,3 +160,12 @@ def generate(directory: Path, node_name: str, node_ip: str, kubernetes_service_i
         sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return ClusterPki(ca, apiserver, kubelet_serving, sa_public, sa_private, clients)
+
+
+def upstream_tls(directory: Path, ip: str) -> tuple[KeyPair, KeyPair]:
+    """A CA of its own and a serving certificate for ``ip``: the fake upstream speaks HTTPS, as
+    the UpstreamToken CRD requires for any host but localhost. Returns (ca, serving)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    issuer = _Issuer(directory)
+    ca = issuer.write("upstream-ca", issuer.cert, issuer.key)
+    return ca, issuer.issue("upstream", "fake-upstream", server=True, ips=(ip,))
