@@ -42,7 +42,11 @@ LABEL org.opencontainers.image.title="tokenpool" \
 # mounts; unbuffered logs.
 ENV PATH=/opt/tokenpool/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp
 COPY --from=build /opt/tokenpool /opt/tokenpool
-# A numeric non-root user, so Kubernetes can verify runAsNonRoot without a passwd lookup.
+# A numeric non-root user, so Kubernetes can verify runAsNonRoot without a passwd lookup; it also
+# has a passwd entry, because code asks for its name (Kopf's peering identity calls
+# getpass.getuser(): without the entry the operator exits with "getpwuid(): uid not found").
+RUN echo "tokenpool:x:65532:65532:tokenpool:/tmp:/usr/sbin/nologin" >> /etc/passwd \
+    && echo "tokenpool:x:65532:" >> /etc/group
 USER 65532:65532
 EXPOSE 8080 8081 8090
 ENTRYPOINT ["tokenpool"]
