@@ -27,3 +27,13 @@ if [[ -z "${TOKENPOOL_KUBECONFIG:-}" && "${TOKENPOOL_SKIP_BINARIES:-}" != 1 ]]; 
   bash "$ROOT/hack/build-binaries.sh" >/dev/null
   echo "[bootstrap] control-plane binaries ready ($((SECONDS - t))s)" >&2
 fi
+
+# The cluster test tier (`pytest -m cluster`): Debian's containerd/runc/CNI/docker/debootstrap and
+# kubelet & co. built from the same Go module. Its images are built by the test session itself
+# (from this checkout, cached by content). TOKENPOOL_SKIP_CLUSTER=1 skips both (and the tier).
+if [[ -z "${TOKENPOOL_KUBECONFIG:-}" && "${TOKENPOOL_SKIP_BINARIES:-}" != 1 && "${TOKENPOOL_SKIP_CLUSTER:-}" != 1 ]]; then
+  t=$SECONDS
+  bash "$ROOT/hack/cluster/host-packages.sh"
+  bash "$ROOT/hack/cluster/build-node-binaries.sh" >/dev/null
+  echo "[bootstrap] cluster-tier packages and binaries ready ($((SECONDS - t))s)" >&2
+fi

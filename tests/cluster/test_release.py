@@ -92,19 +92,27 @@ def test_examples_served_through_the_service(release: Release) -> None:
     manifest, credentials = _examples_for(release)
     release.kubectl("apply", "-n", release.namespace, "-f", "-", input=manifest)
     pool = release.pool
-    tokens = {u: wait_for(lambda u=u: pool.personal_token(u), 90, what=f"{u}'s token") for u in ("alice", "bob")}
+    tokens = {
+        u: wait_for(lambda u=u: pool.personal_token(u), 90, what=f"{u}'s token") for u in ("alice", "bob")
+    }
 
     # The plugin: validate the personal token, list the pool (least used first), use one.
     alice = PluginClient(release.proxy_url, tokens["alice"])
     info = wait_for(alice.validate, 60, what="the proxy knows alice")
     assert info is not None and info["user"]["username"] == "alice"
-    listed = wait_for(lambda: len(alice.list_tokens()) == 2 and alice.list_tokens(), 60, what="alice's 2 tokens")
+    listed = wait_for(
+        lambda: len(alice.list_tokens()) == 2 and alice.list_tokens(), 60, what="alice's 2 tokens"
+    )
     assert {t["token"] for t in listed} <= set(credentials.values())
     assert alice.pick_and_use() is not None
 
     # The OpenAI SDK, streamed and not, as bob; the fake upstream saw bob's allocated credentials.
-    client = openai.OpenAI(base_url=f"{release.proxy_url}/v1", api_key=tokens["bob"], max_retries=0, timeout=60)
-    answer = client.chat.completions.create(model="augment-chat", messages=[{"role": "user", "content": "hi"}])
+    client = openai.OpenAI(
+        base_url=f"{release.proxy_url}/v1", api_key=tokens["bob"], max_retries=0, timeout=60
+    )
+    answer = client.chat.completions.create(
+        model="augment-chat", messages=[{"role": "user", "content": "hi"}]
+    )
     assert answer.choices[0].message.content
     stream = client.chat.completions.create(
         model="augment-chat", messages=[{"role": "user", "content": "hi"}], stream=True

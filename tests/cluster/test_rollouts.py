@@ -6,6 +6,7 @@ stay exact (a stopping replica flushes on SIGTERM: docs/usage.md), personal toke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -42,21 +43,23 @@ def loader(release: Release) -> Iterator[str]:
     token = wait_for(lambda: pool.personal_token(USER), 90, what="loader's personal token")
     assert token is not None
     client = PluginClient(release.proxy_url, token)
-    wait_for(lambda: client.validate() and len(client.list_tokens()) == 1, 90, what="both proxies serve loader")
+    wait_for(
+        lambda: client.validate() and len(client.list_tokens()) == 1, 90, what="both proxies serve loader"
+    )
     yield token
 
 
 def _settled(pool: Pool, before: int, ok: int) -> int:
     """Wait until the status counts every answered request (one flush interval + the SIGTERM
     flushes); return the count even if it never gets there, for the assertion's message."""
-    try:
+    with contextlib.suppress(TimeoutError):
         wait_for(lambda: _requests(pool) - before >= ok, 60, what="usage caught up")
-    except TimeoutError:
-        pass
     return _requests(pool) - before
 
 
-async def test_helm_upgrade_rolls_both_proxies_under_load_without_failures(release: Release, loader: str) -> None:
+async def test_helm_upgrade_rolls_both_proxies_under_load_without_failures(
+    release: Release, loader: str
+) -> None:
     old = {p.metadata.name for p in release.pods("proxy")}
     before = _requests(release.pool)
     async with LoadLoop(release.proxy_url, loader) as load:
@@ -87,7 +90,10 @@ async def test_deleting_a_proxy_pod_under_load_loses_nothing(release: Release, l
         replaced = time.monotonic() - started
         await load.wait_for_successes(load.figures.ok + 50)
     counted = _settled(release.pool, before, load.figures.ok)
-    print(f"\npod {victim} deleted, replacement Ready after {replaced:.1f}s; load: {load.figures}; usage counted: {counted}")
+    print(
+        f"\npod {victim} deleted, replacement Ready after {replaced:.1f}s; "
+        f"load: {load.figures}; usage counted: {counted}"
+    )
     # A deleted pod gets SIGTERM (after the preStop delay): it finishes its requests and flushes,
     # so the documented bound for a graceful stop is 0 lost (docs/usage.md, Shutdown).
     assert load.figures.failed == 0, str(load.figures)
@@ -103,7 +109,9 @@ def test_operator_restart_keeps_personal_tokens(release: Release, loader: str) -
     [old] = release.pods("operator")
     release.kubectl("delete", "pod", "-n", release.namespace, old.metadata.name, "--wait=true", timeout=180)
     new = wait_for(
-        lambda: [p for p in release.ready_pods("operator") if p.metadata.uid != old.metadata.uid], 180, 0.5,
+        lambda: [p for p in release.ready_pods("operator") if p.metadata.uid != old.metadata.uid],
+        180,
+        0.5,
         "a new operator pod Ready",
     )[0]
     # The new operator works (a new user gets a token) and left every existing token alone.

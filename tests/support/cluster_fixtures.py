@@ -74,7 +74,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterUnderTe
 
 
 @pytest.fixture(scope="session")
-def release(cluster: ClusterUnderTest, helm: Helm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
+def release(
+    cluster: ClusterUnderTest, helm: Helm, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Release]:
     # Imported here: it imports the proxy fixtures module, which pytest must load (and rewrite) first.
     from tests.support.cluster.release import install_release
 
@@ -83,8 +85,19 @@ def release(cluster: ClusterUnderTest, helm: Helm, tmp_path_factory: pytest.Temp
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The cluster tier last (stable order otherwise)."""
-    items.sort(key=lambda item: item.get_closest_marker("cluster") is not None)
+    """The cluster tier last, and in it the tests that start their own cluster before the session's
+    cluster comes up (one cluster per host at a time). Stable order otherwise."""
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("cluster") is not None,
+            "cluster" in getattr(item, "fixturenames", ()),
+        )
+    )
+    if os.environ.get("TOKENPOOL_SKIP_CLUSTER") == "1":
+        skip = pytest.mark.skip(reason="TOKENPOOL_SKIP_CLUSTER=1")
+        for item in items:
+            if item.get_closest_marker("cluster"):
+                item.add_marker(skip)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -94,4 +107,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     if report.failed and _local and "cluster" in getattr(item, "fixturenames", ()):
         report.sections.append(("test cluster logs (last 60 lines each)", _local[0].log_tail(60)))
     return report
-

@@ -22,9 +22,14 @@ def main() -> int:
     logs = Path(tempfile.mkdtemp(prefix="tp-cluster-logs-"))
     images = build_images()
     cluster = LocalCluster.launch(Binaries(binaries.find(), node_binaries()), images, logs)
-    print(f"READY kubeconfig={cluster.kubeconfig} logs={logs} timings={cluster.timings}", flush=True)
+    print(
+        f"READY kubeconfig={cluster.kubeconfig} image={images.image} logs={logs} timings={cluster.timings}",
+        flush=True,
+    )
     try:
         signal.pause()  # until SIGINT/SIGTERM: the cleanup handler stops the cluster first
+    except KeyboardInterrupt:
+        return 130
     finally:
         cluster.stop()
     return 0

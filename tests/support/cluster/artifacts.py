@@ -37,8 +37,9 @@ def node_binaries() -> Path:
         if all(os.access(candidate / n, os.X_OK) for n in NODE_BINARIES):
             return candidate
     raise ArtifactsMissing(
-        f"kubelet & co. not found under {cache_dir() / 'node'}: run `bash hack/cluster/build-node-binaries.sh` "
-        "(or `make test`, which does), or set TOKENPOOL_KUBECONFIG to use an existing cluster."
+        f"kubelet & co. not found under {cache_dir() / 'node'}: run "
+        "`bash hack/cluster/build-node-binaries.sh` (or `make test`, which does), "
+        "or set TOKENPOOL_KUBECONFIG to use an existing cluster."
     )
 
 
@@ -62,10 +63,16 @@ class Images:
 def build_images(timeout: float = 1800) -> Images:
     """Run hack/cluster/build-images.sh (its progress goes to our stderr) and read its summary."""
     result = subprocess.run(
-        ["bash", str(HACK / "build-images.sh")], stdout=subprocess.PIPE, text=True, timeout=timeout, check=False
+        ["bash", str(HACK / "build-images.sh")],
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     if result.returncode != 0:
-        raise ArtifactsMissing(f"hack/cluster/build-images.sh exited {result.returncode} (its output is above)")
+        raise ArtifactsMissing(
+            f"hack/cluster/build-images.sh exited {result.returncode} (its output is above)"
+        )
     values = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
     return Images(
         image=values["TOKENPOOL_IMAGE"],

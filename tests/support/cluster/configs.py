@@ -47,16 +47,16 @@ def containerd_config(layout: Layout, sandbox_image: str) -> str:
     ``oom_score_adj`` (runc fails with "can't get final child's PID from pipe" otherwise)."""
     c = layout.root / "containerd"
     return f"""version = 2
-root = "{c / 'root'}"
-state = "{c / 'state'}"
+root = "{c / "root"}"
+state = "{c / "state"}"
 disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
                     "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
 [grpc]
   address = "{layout.containerd_socket}"
 [ttrpc]
-  address = "{c / 'containerd.sock.ttrpc'}"
+  address = "{c / "containerd.sock.ttrpc"}"
 [plugins."io.containerd.internal.v1.opt"]
-  path = "{c / 'opt'}"
+  path = "{c / "opt"}"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{sandbox_image}"
   restrict_oom_score_adj = true

@@ -1,12 +1,13 @@
 """What the test cluster changes on the host, and taking all of it back.
 
 The node's address lives on an interface of its own (a port-less bridge: this kernel has no
-``dummy`` driver, and a local address answers on a bridge without ports just the same); the CNI bridge, pod network namespaces, volume
-and overlay mounts, kubelet's cgroups, kube-proxy's iptables chains and two sysctls come and go
-with the cluster. :func:`snapshot` records the host before the cluster starts and after it is
-gone; :func:`leftovers` names every difference, so teardown is checked, not assumed. :func:`sweep`
-removes what a cluster left behind from its work directory alone: it also cleans up after a
-session that was killed (SIGKILL) before it could tear down.
+``dummy`` driver, and a local address answers on a bridge without ports just the same); the CNI
+bridge, pod network namespaces, volume and overlay mounts, kubelet's cgroups, kube-proxy's
+iptables chains and two sysctls come and go with the cluster. :func:`snapshot` records the host
+before the cluster starts and after it is gone; :func:`leftovers` names every difference, so
+teardown is checked, not assumed. :func:`sweep` removes what a cluster left behind from its work
+directory alone: it also cleans up after a session that was killed (SIGKILL) before it could
+tear down.
 """
 
 from __future__ import annotations
@@ -194,7 +195,9 @@ def remove_chains(chains: frozenset[str]) -> None:
 def snapshot() -> HostState:
     links = frozenset(re.findall(r"^\d+: ([^:@]+)", run("ip", "-o", "link").stdout, re.MULTILINE))
     mounts = frozenset(line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines())
-    return HostState(links, mounts, _chains(), tuple(sorted(read_sysctls().items())), bool(kubepods_cgroups()))
+    return HostState(
+        links, mounts, _chains(), tuple(sorted(read_sysctls().items())), bool(kubepods_cgroups())
+    )
 
 
 def leftovers(before: HostState, after: HostState, workdir: Path) -> list[str]:
@@ -206,7 +209,9 @@ def leftovers(before: HostState, after: HostState, workdir: Path) -> list[str]:
         problems.append(f"sysctls {dict(before.sysctls)} -> {dict(after.sysctls)}")
     if after.kubepods and not before.kubepods:
         problems.append("kubepods cgroups")
-    problems += [f"process {pid}: {_cmdline(pid)}" for pid in processes_using(workdir) + container_processes()]
+    problems += [
+        f"process {pid}: {_cmdline(pid)}" for pid in processes_using(workdir) + container_processes()
+    ]
     return problems
 
 

@@ -27,13 +27,18 @@ class LoadFigures:
 
     def __str__(self) -> str:
         rate = self.sent / self.seconds if self.seconds else 0
-        return f"{self.sent} requests in {self.seconds:.1f}s ({rate:.0f}/s): {self.ok} ok, {self.failed} failed {dict(self.failures)}"
+        return (
+            f"{self.sent} requests in {self.seconds:.1f}s ({rate:.0f}/s): "
+            f"{self.ok} ok, {self.failed} failed {dict(self.failures)}"
+        )
 
 
 class LoadLoop:
     """``async with LoadLoop(url, token) as load: ...`` — load runs in the block; ``load.figures``."""
 
-    def __init__(self, url: str, token: str, workers: int = 4, max_requests: int = 50_000, max_seconds: float = 300):
+    def __init__(
+        self, url: str, token: str, workers: int = 4, max_requests: int = 50_000, max_seconds: float = 300
+    ):
         self.url, self.token, self.workers = url, token, workers
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self.figures = LoadFigures()
@@ -62,7 +67,10 @@ class LoadLoop:
         limits = httpx.Limits(max_keepalive_connections=0)
         async with httpx.AsyncClient(timeout=30, limits=limits, headers=headers) as client:
             while not self._stop.is_set():
-                if self.figures.sent >= self.max_requests or time.monotonic() - self._started > self.max_seconds:
+                if (
+                    self.figures.sent >= self.max_requests
+                    or time.monotonic() - self._started > self.max_seconds
+                ):
                     return
                 self.figures.sent += 1
                 try:

@@ -116,14 +116,22 @@ class LocalCluster:
             core = kubernetes.client.CoreV1Api(api)
             # /readyz covers the post-start hooks, among them the bootstrap RBAC policy the
             # other components need from their first request on.
-            self._wait(lambda: _readyz(api) and core.read_namespace("kube-system"), timeout, "kube-apiserver ready")
+            self._wait(
+                lambda: _readyz(api) and core.read_namespace("kube-system"), timeout, "kube-apiserver ready"
+            )
             t = self._mark("apiserver", t)
-            self._spawn("kube-controller-manager", cmd.controller_manager(self.bins, self.work, pki, configs["kcm"]))
+            self._spawn(
+                "kube-controller-manager", cmd.controller_manager(self.bins, self.work, pki, configs["kcm"])
+            )
             self._spawn("kube-scheduler", cmd.scheduler(self.bins, self.work, configs["scheduler"]))
-            self._spawn("kubelet", cmd.kubelet(self.bins, self.work, configs["kubelet"], configs["kubelet-kc"]))
+            self._spawn(
+                "kubelet", cmd.kubelet(self.bins, self.work, configs["kubelet"], configs["kubelet-kc"])
+            )
             self._spawn("kube-proxy", cmd.kube_proxy(self.bins, configs["kube-proxy"]))
             self._wait(lambda: _node_ready(core), timeout, f"node {NODE_NAME} Ready")
-            self._wait(lambda: core.read_namespaced_service_account("default", "default"), timeout, "default SA")
+            self._wait(
+                lambda: core.read_namespaced_service_account("default", "default"), timeout, "default SA"
+            )
             self._wait(_service_programmed, timeout, "kube-proxy's rules for the kubernetes Service")
             self._mark("node", t)
         finally:
@@ -156,7 +164,11 @@ class LocalCluster:
         self.layout.cni_conf_dir.mkdir(parents=True)
         (self.layout.cni_conf_dir / "10-tokenpool.conflist").write_text(cni_conflist(self.layout))
         put("containerd", "containerd.toml", containerd_config(self.layout, self.images.pause))
-        put("kubelet", "kubelet.json", kubelet_config(self.layout, pki.ca.cert, pki.kubelet_serving.cert, pki.kubelet_serving.key))
+        put(
+            "kubelet",
+            "kubelet.json",
+            kubelet_config(self.layout, pki.ca.cert, pki.kubelet_serving.cert, pki.kubelet_serving.key),
+        )
         ca = pki.ca.cert_pem()
         for key, identity in (
             ("admin", "admin"),
@@ -212,7 +224,9 @@ class LocalCluster:
         return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
 
     def log_tail(self, n: int = 100) -> str:
-        return "\n".join(f"==> {name} ({p.log_path}) <==\n{p.log_tail(n)}" for name, p in self.processes.items())
+        return "\n".join(
+            f"==> {name} ({p.log_path}) <==\n{p.log_tail(n)}" for name, p in self.processes.items()
+        )
 
     # --- stop ----------------------------------------------------------------------------------
 
@@ -259,7 +273,10 @@ class LocalCluster:
     def _kube_proxy_cleanup(self) -> None:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             subprocess.run(
-                [str(self.bins.node / "kube-proxy"), "--cleanup"], capture_output=True, check=False, timeout=60
+                [str(self.bins.node / "kube-proxy"), "--cleanup"],
+                capture_output=True,
+                check=False,
+                timeout=60,
             )
 
 

@@ -140,7 +140,12 @@ def generate(directory: Path, node_name: str, node_ip: str, kubernetes_service_i
         ips=("127.0.0.1", node_ip, kubernetes_service_ip),
     )
     kubelet_serving = issuer.issue(
-        "kubelet-serving", f"system:node:{node_name}", "system:nodes", server=True, dns=(node_name,), ips=(node_ip,)
+        "kubelet-serving",
+        f"system:node:{node_name}",
+        "system:nodes",
+        server=True,
+        dns=(node_name,),
+        ips=(node_ip,),
     )
     identities = {
         "admin": ("tokenpool-admin", "system:masters"),
@@ -157,7 +162,9 @@ def generate(directory: Path, node_name: str, node_ip: str, kubernetes_service_i
     sa_private.write_bytes(_key_pem(sa_key))
     sa_private.chmod(0o600)
     sa_public.write_bytes(
-        sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        sa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
     )
     return ClusterPki(ca, apiserver, kubelet_serving, sa_public, sa_private, clients)
 

@@ -59,7 +59,9 @@ class Release:
         started = time.monotonic()
         args = [a for s in sets for a in ("--set", s)]
         wait_args = ["--wait", "--timeout", HELM_TIMEOUT] if wait else []
-        self.helm.run("upgrade", RELEASE, str(CHART), "-n", self.namespace, "--reuse-values", *args, *wait_args)
+        self.helm.run(
+            "upgrade", RELEASE, str(CHART), "-n", self.namespace, "--reuse-values", *args, *wait_args
+        )
         return time.monotonic() - started
 
     def exec_python(self, pod: str, code: str) -> str:
@@ -108,9 +110,12 @@ def install_release(kubeconfig: str, image: str, helm: Helm, log_dir: Path) -> I
     started = time.monotonic()
     try:
         with contextlib.suppress(kubernetes.client.ApiException):
-            core.create_namespace(kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=NAMESPACE)))
-        core.create_namespaced_config_map(NAMESPACE, kubernetes.client.V1ConfigMap(
-            metadata=kubernetes.client.V1ObjectMeta(name="upstream-ca"), data={"ca.crt": fake.ca_pem}))  # fmt: skip
+            core.create_namespace(
+                kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=NAMESPACE))
+            )
+        meta = kubernetes.client.V1ObjectMeta(name="upstream-ca")
+        ca_map = kubernetes.client.V1ConfigMap(metadata=meta, data={"ca.crt": fake.ca_pem})
+        core.create_namespaced_config_map(NAMESPACE, ca_map)
         h.run(
             "upgrade", "--install", RELEASE, str(CHART), "-n", NAMESPACE, "--values", str(trust),
             *[a for k, v in values.items() for a in ("--set", f"{k}={v}")],
@@ -118,7 +123,9 @@ def install_release(kubeconfig: str, image: str, helm: Helm, log_dir: Path) -> I
         )  # fmt: skip
         installed = time.monotonic() - started
         url = f"http://{node_ip}:{_proxy_node_port(core, NAMESPACE)}"
-        release = Release(kubeconfig, NAMESPACE, image, h, api, fake, url, {"helm install --wait": round(installed, 1)})
+        release = Release(
+            kubeconfig, NAMESPACE, image, h, api, fake, url, {"helm install --wait": round(installed, 1)}
+        )
         print(f"\nrelease {RELEASE} installed and Ready in {installed:.1f}s; proxy at {url}")
         yield release
     finally:

@@ -57,5 +57,7 @@ class ReachableFakeUpstream(FakeUpstream):
         argv = [sys.executable, "-c", code, host, str(self.port), str(serving.cert), str(serving.key)]
         self.process = ManagedProcess("fake-augment", argv, log_dir / "fake-augment.log")
         register_cleanup(self.process.stop)
-        self.http = httpx.Client(base_url=self.url, timeout=5.0, verify=ssl.create_default_context(cafile=ca.cert))
+        self.http = httpx.Client(
+            base_url=self.url, timeout=5.0, verify=ssl.create_default_context(cafile=ca.cert)
+        )
         wait_for(self._up, timeout=30, what="fake upstream listening")
