@@ -72,6 +72,24 @@ def test_security_context_is_what_runs(release: Release, component: str) -> None
     assert seen["tmp"] is True, seen  # the chart's emptyDir
 
 
+def test_image_holds_no_dev_tooling(release: Release) -> None:
+    """`pip install .` only: no test or lint packages, no fake upstream or control plane."""
+    pod = release.ready_pods("proxy")[0].metadata.name
+    absent = ["pytest", "mypy", "ruff", "openai", "tokenpool.devtools", "tokenpool.dev.fake_upstream"]
+    code = (
+        "import importlib.util, json\n"
+        "def there(m):\n"
+        "    try:\n"
+        "        return importlib.util.find_spec(m) is not None\n"
+        "    except ModuleNotFoundError:\n"
+        "        return False\n"
+        f"print(json.dumps({{m: there(m) for m in {absent!r}}}))"
+    )
+    found = json.loads(release.exec_python(pod, code))
+    assert not any(found.values()), found
+    assert "Usage" in release.kubectl("exec", "-n", release.namespace, pod, "--", "tokenpool", "--help")
+
+
 def _examples_for(release: Release) -> tuple[str, dict[str, str]]:
     """examples/ as they are, but the upstreams pointed at the fake and given fresh credentials."""
     docs: list[dict[str, Any]] = []

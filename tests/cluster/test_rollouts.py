@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.support.cluster.figures import record_figure
 from tests.support.cluster.load import LoadLoop
 from tests.support.cluster.release import Release
 from tests.support.plugin_client import PluginClient
@@ -68,7 +69,9 @@ async def test_helm_upgrade_rolls_both_proxies_under_load_without_failures(
         await load.wait_for_successes(load.figures.ok + 50)  # and traffic flows on the new pods
     new = {p.metadata.name for p in release.ready_pods("proxy")}
     counted = _settled(release.pool, before, load.figures.ok)
-    print(f"\nhelm upgrade --wait took {took:.1f}s; load: {load.figures}; usage counted: {counted}")
+    record_figure(
+        f"rolling upgrade: helm upgrade --wait {took:.1f}s; load {load.figures}; usage counted {counted}"
+    )
     assert len(new) == 2 and not new & old, f"both replicas replaced: {old} -> {new}"
     for pod in release.ready_pods("proxy"):
         env = {e.name: e.value for e in pod.spec.containers[0].env}
@@ -90,9 +93,9 @@ async def test_deleting_a_proxy_pod_under_load_loses_nothing(release: Release, l
         replaced = time.monotonic() - started
         await load.wait_for_successes(load.figures.ok + 50)
     counted = _settled(release.pool, before, load.figures.ok)
-    print(
-        f"\npod {victim} deleted, replacement Ready after {replaced:.1f}s; "
-        f"load: {load.figures}; usage counted: {counted}"
+    record_figure(
+        f"proxy pod deleted: replacement Ready after {replaced:.1f}s; "
+        f"load {load.figures}; usage counted {counted}"
     )
     # A deleted pod gets SIGTERM (after the preStop delay): it finishes its requests and flushes,
     # so the documented bound for a graceful stop is 0 lost (docs/usage.md, Shutdown).

@@ -24,9 +24,10 @@ import pytest
 
 from tests.support.cluster.artifacts import ArtifactsMissing, build_images, node_binaries
 from tests.support.cluster.components import Binaries
+from tests.support.cluster.figures import FIGURES, record_figure
 from tests.support.cluster.node import LocalCluster
+from tests.support.cluster.project import binaries
 from tests.support.helm import Helm
-from tokenpool.devtools import binaries
 
 if TYPE_CHECKING:
     from tests.support.cluster.release import Release
@@ -62,8 +63,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterUnderTe
         pytest.fail(str(exc), pytrace=False)
     started = time.monotonic()
     local = LocalCluster.launch(bins, images, tmp_path_factory.mktemp("cluster-logs"))
-    print(
-        f"\nimages ready in {built:.1f}s ({images.image}, {images.image_bytes / 1e6:.0f} MB); "
+    record_figure(
+        f"images ready in {built:.1f}s ({images.image}, {images.image_bytes / 1e6:.0f} MB); "
         f"cluster ready in {time.monotonic() - started:.1f}s {local.timings}"
     )
     _local.append(local)
@@ -98,6 +99,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for item in items:
             if item.get_closest_marker("cluster"):
                 item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("cluster tier figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
 
 
 @pytest.hookimpl(wrapper=True)

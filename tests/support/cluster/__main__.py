@@ -15,7 +15,7 @@ from pathlib import Path
 from tests.support.cluster.artifacts import build_images, node_binaries
 from tests.support.cluster.components import Binaries
 from tests.support.cluster.node import LocalCluster
-from tokenpool.devtools import binaries
+from tests.support.cluster.project import binaries
 
 
 def main() -> int:

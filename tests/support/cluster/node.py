@@ -49,9 +49,13 @@ from tests.support.cluster.configs import (
     kubelet_config,
 )
 from tests.support.cluster.pki import ClusterPki, generate
-from tokenpool.devtools import kubeconfig
-from tokenpool.devtools.controlplane import free_port
-from tokenpool.devtools.processes import ManagedProcess, register_cleanup, unregister_cleanup
+from tests.support.cluster.project import (
+    ManagedProcess,
+    free_port,
+    kubeconfig,
+    register_cleanup,
+    unregister_cleanup,
+)
 
 LOCK = Path("/run/tokenpool-cluster.lock")
 RECORD = Path("/run/tokenpool-cluster.json")

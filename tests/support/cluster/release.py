@@ -15,6 +15,7 @@ from typing import Any
 import kubernetes
 import yaml
 
+from tests.support.cluster.figures import record_figure
 from tests.support.cluster.upstream import ReachableFakeUpstream, address_towards
 from tests.support.helm import CHART, Helm
 from tests.support.kubectl import run_kubectl
@@ -126,7 +127,9 @@ def install_release(kubeconfig: str, image: str, helm: Helm, log_dir: Path) -> I
         release = Release(
             kubeconfig, NAMESPACE, image, h, api, fake, url, {"helm install --wait": round(installed, 1)}
         )
-        print(f"\nrelease {RELEASE} installed and Ready in {installed:.1f}s; proxy at {url}")
+        record_figure(
+            f"release {RELEASE}: helm upgrade --install --wait {installed:.1f}s; proxy Service at {url}"
+        )
         yield release
     finally:
         with contextlib.suppress(Exception):

@@ -17,11 +17,10 @@ from pathlib import Path
 import httpx
 
 from tests.support.cluster.pki import upstream_tls
+from tests.support.cluster.project import FAKE_UPSTREAM_MODULE, ManagedProcess, register_cleanup
 from tests.support.proxy_fixtures import FakeUpstream
 from tests.support.waiting import wait_for
-from tokenpool.devtools.processes import ManagedProcess, register_cleanup
 
-FAKE_UPSTREAM_MODULE = "tokenpool.devtools.fake_augment"
 SERVE = """
 import ssl, sys
 from aiohttp import web
