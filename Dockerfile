@@ -24,14 +24,11 @@ COPY tokenpool ./tokenpool
 COPY operator ./operator
 COPY proxy ./proxy
 COPY console ./console
-# Only the runtime dependencies (`pip install .`, no extras); the developer tooling inside the
-# package (the `dev` command's control plane and fake upstream) is removed: the image runs only
-# the operator, the proxy and the admin commands.
+# Only the runtime dependencies (`pip install .`, no extras; the wheel leaves out tokenpool.dev):
+# the image runs the operator, the proxy, the console and the admin commands.
 RUN --mount=type=secret,id=pip-ca \
     if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
     && /opt/tokenpool/bin/pip install --no-compile . \
-    && rm -rf /opt/tokenpool/lib/python3*/site-packages/tokenpool/dev \
-              /opt/tokenpool/lib/python3*/site-packages/tokenpool/devtools \
     && /opt/tokenpool/bin/python -m compileall -q /opt/tokenpool/lib
 
 FROM ${PYTHON_IMAGE}

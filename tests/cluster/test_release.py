@@ -16,7 +16,7 @@ import yaml
 from tests.support.cluster.release import Release
 from tests.support.plugin_client import PluginClient
 from tests.support.waiting import wait_for
-from tokenpool import contract
+from tokenpool.contract import compiled as contract
 
 pytestmark = pytest.mark.cluster
 
@@ -75,7 +75,7 @@ def test_security_context_is_what_runs(release: Release, component: str) -> None
 def test_image_holds_no_dev_tooling(release: Release) -> None:
     """`pip install .` only: no test or lint packages, no fake upstream or control plane."""
     pod = release.ready_pods("proxy")[0].metadata.name
-    absent = ["pytest", "mypy", "ruff", "openai", "tokenpool.devtools", "tokenpool.dev.fake_upstream"]
+    absent = ["pytest", "mypy", "ruff", "openai", "httpx", "tokenpool.dev", "tokenpool.dev.fake_upstream"]
     code = (
         "import importlib.util, json\n"
         "def there(m):\n"

@@ -19,7 +19,7 @@ from tests.support.cluster.release import Release
 from tests.support.plugin_client import PluginClient
 from tests.support.tokenpool_objects import Pool
 from tests.support.waiting import wait_for
-from tokenpool import contract
+from tokenpool.contract import compiled as contract
 
 pytestmark = pytest.mark.cluster
 
