@@ -12,6 +12,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.cluster.pki import ClusterPki
+from tests.support.cluster.project import kubeconfig
+
 NODE_NAME = "tokenpool-node"
 NODE_IP = "198.19.255.1"
 NODE_IFACE = "tp-node0"
@@ -170,3 +173,39 @@ def kube_proxy_config(kubeconfig: Path) -> str:
         },
     }
     return json.dumps(doc, indent=1)
+
+
+def write_configs(layout: Layout, pki: ClusterPki, sandbox_image: str, server: str) -> dict[str, Path]:
+    """Write every configuration file and kubeconfig (one identity per component) into the work
+    directory; return their paths by role (``admin`` is ``<root>/admin.kubeconfig``)."""
+    files: dict[str, Path] = {}
+
+    def put(key: str, name: str, text: str) -> None:
+        files[key] = layout.root / name
+        files[key].write_text(text)
+
+    layout.cni_conf_dir.mkdir(parents=True)
+    (layout.cni_conf_dir / "10-tokenpool.conflist").write_text(cni_conflist(layout))
+    put("containerd", "containerd.toml", containerd_config(layout, sandbox_image))
+    serving = pki.kubelet_serving
+    put("kubelet", "kubelet.json", kubelet_config(layout, pki.ca.cert, serving.cert, serving.key))
+    for key, identity in (
+        ("admin", "admin"),
+        ("kcm", "controller-manager"),
+        ("scheduler", "scheduler"),
+        ("kubelet-kc", "kubelet"),
+        ("proxy-kc", "kube-proxy"),
+    ):
+        pair = pki.clients[identity]
+        path = layout.root / f"{identity}.kubeconfig"
+        kubeconfig.write(
+            path,
+            server,
+            pki.ca.cert_pem(),
+            identity,
+            client_cert_pem=pair.cert_pem(),
+            client_key_pem=pair.key_pem(),
+        )
+        files[key] = path
+    put("kube-proxy", "kube-proxy.json", kube_proxy_config(files["proxy-kc"]))
+    return files

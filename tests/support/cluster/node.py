@@ -43,19 +43,10 @@ from tests.support.cluster.configs import (
     NODE_IP,
     NODE_NAME,
     Layout,
-    cni_conflist,
-    containerd_config,
-    kube_proxy_config,
-    kubelet_config,
+    write_configs,
 )
-from tests.support.cluster.pki import ClusterPki, generate
-from tests.support.cluster.project import (
-    ManagedProcess,
-    free_port,
-    kubeconfig,
-    register_cleanup,
-    unregister_cleanup,
-)
+from tests.support.cluster.pki import generate
+from tests.support.cluster.project import ManagedProcess, free_port, register_cleanup, unregister_cleanup
 
 LOCK = Path("/run/tokenpool-cluster.lock")
 RECORD = Path("/run/tokenpool-cluster.json")
@@ -71,7 +62,7 @@ class LocalCluster:
         self.bins, self.images, self.logs = bins, images, logs
         self.work = Path(tempfile.mkdtemp(prefix="tp-cluster-"))
         self.layout = Layout(self.work)
-        self.kubeconfig = str(self.work / "admin.kubeconfig")
+        self.kubeconfig = str(self.work / "admin.kubeconfig")  # written by write_configs
         self.server = SERVER
         self.processes: dict[str, ManagedProcess] = {}
         self.timings: dict[str, float] = {}
@@ -105,7 +96,7 @@ class LocalCluster:
         self._sysctls = host.read_sysctls()
         host.set_up_network()
         pki = generate(self.work / "pki", NODE_NAME, NODE_IP, KUBERNETES_SERVICE_IP)
-        configs = self._write_configs(pki)
+        configs = write_configs(self.layout, pki, self.images.pause, SERVER)
         t = self._mark("host", t)
         self._spawn("containerd", ["containerd", f"--config={configs['containerd']}"])
         self._wait(self._containerd_up, 60, "containerd answering")
@@ -157,43 +148,6 @@ class LocalCluster:
             shutil.rmtree(previous, ignore_errors=True)
         chains = sorted(host.snapshot().chains)
         RECORD.write_text(json.dumps({"pid": os.getpid(), "workdir": str(self.work), "chains": chains}))
-
-    def _write_configs(self, pki: ClusterPki) -> dict[str, Path]:
-        files: dict[str, Path] = {}
-
-        def put(key: str, name: str, text: str) -> None:
-            files[key] = self.work / name
-            files[key].write_text(text)
-
-        self.layout.cni_conf_dir.mkdir(parents=True)
-        (self.layout.cni_conf_dir / "10-tokenpool.conflist").write_text(cni_conflist(self.layout))
-        put("containerd", "containerd.toml", containerd_config(self.layout, self.images.pause))
-        put(
-            "kubelet",
-            "kubelet.json",
-            kubelet_config(self.layout, pki.ca.cert, pki.kubelet_serving.cert, pki.kubelet_serving.key),
-        )
-        ca = pki.ca.cert_pem()
-        for key, identity in (
-            ("admin", "admin"),
-            ("kcm", "controller-manager"),
-            ("scheduler", "scheduler"),
-            ("kubelet-kc", "kubelet"),
-            ("proxy-kc", "kube-proxy"),
-        ):
-            pair = pki.clients[identity]
-            files[key] = Path(
-                kubeconfig.write(
-                    self.work / f"{identity}.kubeconfig",
-                    SERVER,
-                    ca,
-                    identity,
-                    client_cert_pem=pair.cert_pem(),
-                    client_key_pem=pair.key_pem(),
-                )
-            )
-        put("kube-proxy", "kube-proxy.json", kube_proxy_config(files["proxy-kc"]))
-        return files
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         self.processes[name] = ManagedProcess(name, argv, self.logs / f"{name}.log")

@@ -118,7 +118,9 @@ def install_release(kubeconfig: str, image: str, helm: Helm, log_dir: Path) -> I
         ca_map = kubernetes.client.V1ConfigMap(metadata=meta, data={"ca.crt": fake.ca_pem})
         core.create_namespaced_config_map(NAMESPACE, ca_map)
         h.run(
-            "upgrade", "--install", RELEASE, str(CHART), "-n", NAMESPACE, "--values", str(trust),
+            # --take-ownership: CRDs a previous install left (helm.sh/resource-policy: keep) are adopted.
+            "upgrade", "--install", RELEASE, str(CHART), "-n", NAMESPACE, "--take-ownership",
+            "--values", str(trust),
             *[a for k, v in values.items() for a in ("--set", f"{k}={v}")],
             "--wait", "--timeout", HELM_TIMEOUT,
         )  # fmt: skip
