@@ -42,10 +42,10 @@ def test_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
     before = host.snapshot()
     out = tmp_path / "cluster.out"
     with out.open("w") as sink:
+        argv = [sys.executable, "-m", "tests.support.cluster", str(tmp_path / "logs")]
         child = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.cluster"], cwd=REPO, stdout=sink, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
+            argv, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         ready = wait_for(
             lambda: re.search(r"^READY kubeconfig=(\S+)", out.read_text(), re.M), 600, 0.5, "READY"

@@ -1,4 +1,4 @@
-"""``python -m tests.support.cluster``: start the test cluster, print its kubeconfig, and keep it
+"""``python -m tests.support.cluster [LOG_DIR]``: start the test cluster, print its kubeconfig, and keep it
 up until Ctrl-C / SIGTERM, then tear it down and report what (if anything) is left on the host.
 
 For looking around by hand (``kubectl --kubeconfig …``) and for the test that interrupts a
@@ -19,7 +19,9 @@ from tests.support.cluster.project import binaries
 
 
 def main() -> int:
-    logs = Path(tempfile.mkdtemp(prefix="tp-cluster-logs-"))
+    # Component logs outlive the cluster (for reading after Ctrl-C): given, or a new temp dir.
+    logs = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="tp-cluster-logs-"))
+    logs.mkdir(parents=True, exist_ok=True)
     images = build_images()
     cluster = LocalCluster.launch(Binaries(binaries.find(), node_binaries()), images, logs)
     print(
