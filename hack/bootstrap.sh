@@ -32,6 +32,10 @@ fi
 # kubelet & co. built from the same Go module. Its images are built by the test session itself
 # (from this checkout, cached by content). TOKENPOOL_SKIP_CLUSTER=1 skips both (and the tier).
 if [[ -z "${TOKENPOOL_KUBECONFIG:-}" && "${TOKENPOOL_SKIP_BINARIES:-}" != 1 && "${TOKENPOOL_SKIP_CLUSTER:-}" != 1 ]]; then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "[bootstrap] not root: the cluster test tier is skipped (it runs containerd and a kubelet)" >&2
+    exit 0
+  fi
   t=$SECONDS
   bash "$ROOT/hack/cluster/host-packages.sh"
   bash "$ROOT/hack/cluster/build-node-binaries.sh" >/dev/null

@@ -54,6 +54,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterUnderTe
             pytest.fail("TOKENPOOL_KUBECONFIG is set: TOKENPOOL_IMAGE must name the image loaded into it")
         yield ClusterUnderTest(external, image, None)
         return
+    if os.geteuid() != 0:
+        pytest.skip("the cluster tier needs root (containerd, kubelet, host network) or TOKENPOOL_KUBECONFIG")
     try:
         bins = Binaries(binaries.find(), node_binaries())
         started = time.monotonic()
