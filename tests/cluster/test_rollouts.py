@@ -103,6 +103,34 @@ async def test_deleting_a_proxy_pod_under_load_loses_nothing(release: Release, l
     assert counted == load.figures.ok, f"usage {counted} != {load.figures.ok} answered"
 
 
+async def test_force_deleting_a_proxy_pod_loses_at_most_one_flush_interval(
+    release: Release, loader: str
+) -> None:
+    """``kubectl delete --grace-period=0 --force``: the kubelet kills the pod after the minimum
+    grace, so the replica may die before its final flush. docs/usage.md bounds the loss by one
+    flush interval of that replica's traffic plus the time its last write took (~1 s)."""
+    interval = 1.0  # proxy.flushIntervalSeconds of the release
+    victim = release.ready_pods("proxy")[0].metadata.name
+    before = _requests(release.pool)
+    async with LoadLoop(release.proxy_url, loader) as load:
+        await load.wait_for_successes(200)
+        flags = ["--grace-period=0", "--force", "--wait=false"]
+        await _in_thread(release.kubectl, "delete", "pod", "-n", release.namespace, victim, *flags)
+        await _in_thread(
+            wait_for, lambda: len(release.ready_pods("proxy")) == 2, 180, 0.5, "a replacement replica Ready"
+        )
+        await load.wait_for_successes(load.figures.ok + 200)
+    counted = _settled(release.pool, before, load.figures.ok)
+    lost = load.figures.ok - counted
+    rate = load.figures.ok / load.figures.seconds  # both replicas: an upper bound for the victim's
+    bound = rate * (interval + 1.0)
+    record_figure(
+        f"proxy pod force-deleted: load {load.figures}; usage counted {counted}; "
+        f"lost {lost} (bound {bound:.0f} = {rate:.0f}/s x {interval + 1.0:.0f}s)"
+    )
+    assert 0 <= lost <= bound, f"lost {lost} of {load.figures.ok} answered, bound {bound:.0f}"
+
+
 def test_operator_restart_keeps_personal_tokens(release: Release, loader: str) -> None:
     pool = release.pool
     users = [u["metadata"]["name"] for u in pool.custom.list_namespaced_custom_object(

@@ -133,21 +133,24 @@ class LocalCluster:
             api.close()
 
     def _take_lock(self) -> None:
-        self._lock = LOCK.open("a+")
+        lock = LOCK.open("a+")
         try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            lock.close()
             owner = RECORD.read_text() if RECORD.exists() else "unknown"
             raise ClusterError(f"another test cluster runs on this host ({owner}); one at a time") from None
+        self._lock = lock  # from here on the host's cluster state is ours to clean up
         if RECORD.exists():  # its owner died without tearing down (SIGKILL): sweep up after it
             record = json.loads(RECORD.read_text())
             previous = Path(record["workdir"])
             self._kube_proxy_cleanup()
             host.sweep(previous)
             host.remove_chains(host.snapshot().chains - frozenset(record["chains"]))
+            host.write_sysctls(record["sysctls"])
             shutil.rmtree(previous, ignore_errors=True)
-        chains = sorted(host.snapshot().chains)
-        RECORD.write_text(json.dumps({"pid": os.getpid(), "workdir": str(self.work), "chains": chains}))
+        state = {"chains": sorted(host.snapshot().chains), "sysctls": host.read_sysctls()}
+        RECORD.write_text(json.dumps({"pid": os.getpid(), "workdir": str(self.work), **state}))
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         self.processes[name] = ManagedProcess(name, argv, self.logs / f"{name}.log")
