@@ -42,10 +42,10 @@ print(json.dumps({"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups
 """
 
 
-def test_operator_and_proxy_pods_ready_through_their_probes(release: Release) -> None:
-    operator, proxies = release.ready_pods("operator"), release.ready_pods("proxy")
-    assert len(operator) == 1 and len(proxies) == 2, (operator, proxies)
-    for pod in [*operator, *proxies]:
+def test_operator_proxy_and_console_pods_ready_through_their_probes(release: Release) -> None:
+    operator, proxies, console = (release.ready_pods(c) for c in ("operator", "proxy", "console"))
+    assert len(operator) == 1 and len(proxies) == 2 and len(console) == 1, (operator, proxies, console)
+    for pod in [*operator, *proxies, *console]:
         [container] = pod.spec.containers
         assert container.image == release.image and container.image_pull_policy == "Never"
         [status] = pod.status.container_statuses
@@ -60,7 +60,7 @@ def test_operator_and_proxy_pods_ready_through_their_probes(release: Release) ->
     ]
 
 
-@pytest.mark.parametrize("component", ["operator", "proxy"])
+@pytest.mark.parametrize("component", ["operator", "proxy", "console"])
 def test_security_context_is_what_runs(release: Release, component: str) -> None:
     pod = release.ready_pods(component)[0]
     seen = json.loads(release.exec_python(pod.metadata.name, INSPECT))
