@@ -35,5 +35,6 @@ rm -rf "$work/rootfs"/var/cache/apt/archives/*.deb "$work/rootfs"/var/lib/apt/li
 chroot "$work/rootfs" python3 -c 'import ssl, sys, venv; print("[base-rootfs]   Python", sys.version.split()[0])' >&2
 tar -C "$work/rootfs" --numeric-owner -cf "$OUT.partial" .
 mv "$OUT.partial" "$OUT"
+find "$CACHE/images" -maxdepth 1 -name "base-*.tar" ! -path "$OUT" -delete  # older recipes
 log "base root filesystem ready in $((SECONDS - t))s: $(du -h "$OUT" | cut -f1) -> $OUT"
 echo "$OUT"

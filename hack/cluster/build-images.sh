@@ -120,5 +120,6 @@ if [[ ! -s "$IMAGE_TAR" ]]; then
   "$DOCKER" images --format '{{.Repository}}:{{.Tag}}' "$REPO/tokenpool" | grep -vx "$IMAGE" \
     | xargs -r "$DOCKER" rmi >/dev/null 2>&1 || true
   "$DOCKER" image prune -f >/dev/null 2>&1 || true
+  "$DOCKER" builder prune -f --keep-storage 1GB >/dev/null 2>&1 || true
 fi
 summary
