@@ -140,6 +140,8 @@ async def test_user_usage_shows_the_callers_own_counts(client_for: ClientFor) ->
         ({"Authorization": f"Bearer {PT}"}, "?days=0", 400),
         ({"Authorization": f"Bearer {PT}"}, "?days=abc", 400),
         ({"Authorization": f"Bearer {PT}"}, "?days=32", 400),
+        ({"Authorization": f"Bearer {PT}"}, "?days=%C2%B2", 400),  # "²": isdigit() but not int()
+        ({"Authorization": f"Bearer {PT}"}, "?days=%D9%A3", 400),  # Arabic-Indic three
     ],
 )
 async def test_user_usage_bad_requests_are_clear_4xx(

@@ -5,7 +5,11 @@ edition of augment2api: ``CREATE TABLE`` and ``INSERT`` statements for ``users``
 ``user_token_allocations`` (plus tables we do not need: usage stats, admins, sessions, ...).
 The dump is loaded into an in-memory SQLite database with Python's ``sqlite3`` (SQLite parses
 it, not us); statements on SQLite's internal tables (``sqlite_sequence``), which a plain import
-rejects, are skipped.
+rejects, are skipped. A dump is data, not a program: while it loads, SQLite's authorizer admits
+only what an export contains (creating tables and indexes, inserting rows, transactions, the
+``defer_foreign_keys`` pragma, plain scalar functions such as ``replace``/``char``); anything
+else (``ATTACH``, triggers, views, updates, other pragmas) stops the migration with an error that
+names it.
 
 The mapping keeps what users of the old system rely on:
 
@@ -62,11 +66,60 @@ class Migration:
     tokens: dict[int, str] = field(default_factory=dict)
 
 
+# What loading an export may do (sqlite3 authorizer action codes). Creating a table writes the
+# schema table, so inserts/updates of sqlite_master are part of CREATE TABLE / CREATE INDEX.
+_ALLOWED_ACTIONS = {
+    sqlite3.SQLITE_CREATE_TABLE,
+    sqlite3.SQLITE_CREATE_INDEX,
+    sqlite3.SQLITE_INSERT,
+    sqlite3.SQLITE_READ,
+    sqlite3.SQLITE_TRANSACTION,
+    sqlite3.SQLITE_SAVEPOINT,
+    sqlite3.SQLITE_REINDEX,  # part of CREATE INDEX
+}
+_SCHEMA_TABLES = {"sqlite_master", "sqlite_temp_master"}
+_ALLOWED_PRAGMAS = {"defer_foreign_keys", "foreign_keys"}
+_ALLOWED_FUNCTIONS = {"replace", "char", "unistr", "unhex", "hex", "lower", "upper", "coalesce", "ifnull"}
+_ACTION_NAMES = {
+    getattr(sqlite3, f"SQLITE_{n}"): n.replace("_", " ")
+    for n in (
+        "ALTER_TABLE ANALYZE ATTACH CREATE_INDEX CREATE_TABLE CREATE_TEMP_INDEX CREATE_TEMP_TABLE "
+        "CREATE_TEMP_TRIGGER CREATE_TEMP_VIEW CREATE_TRIGGER CREATE_VIEW CREATE_VTABLE DELETE DETACH "
+        "DROP_INDEX DROP_TABLE DROP_TEMP_INDEX DROP_TEMP_TABLE DROP_TEMP_TRIGGER DROP_TEMP_VIEW "
+        "DROP_TRIGGER DROP_VIEW DROP_VTABLE FUNCTION INSERT PRAGMA READ RECURSIVE REINDEX SAVEPOINT "
+        "SELECT TRANSACTION UPDATE"
+    ).split()
+    if hasattr(sqlite3, f"SQLITE_{n}")
+}
+
+
+def _authorizer(refused: list[str]) -> Any:
+    """An authorizer that admits only what a data export needs; the first refusal is recorded."""
+
+    def authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None) -> int:
+        ok = (
+            action in _ALLOWED_ACTIONS
+            or (action == sqlite3.SQLITE_UPDATE and arg1 in _SCHEMA_TABLES)
+            or (action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _ALLOWED_PRAGMAS)
+            or (action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _ALLOWED_FUNCTIONS)
+        )
+        if ok:
+            return sqlite3.SQLITE_OK
+        what = _ACTION_NAMES.get(action, str(action))
+        detail = arg2 if action == sqlite3.SQLITE_FUNCTION else arg1
+        refused.append(f"{what} {detail}" if detail else what)
+        return sqlite3.SQLITE_DENY
+
+    return authorize
+
+
 def load_dump(sql: str) -> sqlite3.Connection:
     """Load a D1 export into an in-memory SQLite database, statement by statement."""
     # Autocommit: the dump's own BEGIN TRANSACTION / COMMIT (sqlite3 .dump style) then just work.
     db = sqlite3.connect(":memory:", isolation_level=None)
     db.row_factory = sqlite3.Row
+    refused: list[str] = []
+    db.set_authorizer(_authorizer(refused))
     # Grow the candidate one ';' at a time: the first time SQLite calls it complete, it is exactly
     # one statement (a ';' inside a string or a trigger body does not complete it).
     statement = ""
@@ -78,10 +131,16 @@ def load_dump(sql: str) -> sqlite3.Connection:
             try:
                 db.execute(statement)
             except sqlite3.Error as exc:
+                if refused:
+                    raise MigrationError(
+                        f"the dump may only create tables and insert rows; refused {refused[0]} in: "
+                        f"{statement.strip()[:120]}"
+                    ) from None
                 raise MigrationError(f"cannot load the dump: {exc} in: {statement.strip()[:120]}") from exc
         statement = ""
     if _LEADING_COMMENTS.sub("", statement).strip():
         raise MigrationError(f"the dump ends inside a statement: {statement.strip()[:120]}")
+    db.set_authorizer(None)  # loaded: the migration's own reads are not the dump's
     return db
 
 

@@ -25,7 +25,8 @@ router = APIRouter()
 @router.get("/api/user/usage")
 async def user_usage(request: Request, user: Annotated[UserRoute, Depends(plugin_user)]) -> JSON:
     raw = request.query_params.get("days", str(HISTORY_DAYS))
-    if not raw.isdigit() or not 1 <= int(raw) <= HISTORY_DAYS:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= HISTORY_DAYS:
         raise PluginError(400, f"days must be an integer from 1 to {HISTORY_DAYS}")
     usage = request.app.state.svc.usage
     if not isinstance(usage, UsageService):
