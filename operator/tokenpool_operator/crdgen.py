@@ -126,8 +126,22 @@ HEALTH: Schema = _obj(
         "lastErrorAt": _str(max_length=64),
         "cooldownUntil": _str(max_length=64),
         "consecutiveFailures": _int(),
+        "clearedAt": _str(max_length=64),
     },
-    desc="What the proxy last saw of the upstream (written by the proxy; admins clear it to re-enable).",
+    desc="What the proxy last saw of the upstream (written by the proxy; the operator's checks and "
+    "admins clear it to re-enable).",
+    ext={"x-kubernetes-preserve-unknown-fields": True},
+)
+
+CHECK: Schema = _obj(
+    {
+        "nextAt": _str(max_length=64, desc="When the next scheduled check of an Unhealthy token is due."),
+        "lastAt": _str(max_length=64),
+        "lastResult": _str(max_length=128),
+        "failures": _int(desc="Failed checks in a row (the backoff grows with them)."),
+        "request": _str(max_length=253, desc="The last tokenpool.io/check-requested value handled."),
+    },
+    desc="The operator's re-checks of an unhealthy token (written by the operator).",
     ext={"x-kubernetes-preserve-unknown-fields": True},
 )
 
@@ -383,6 +397,7 @@ def all_crds() -> dict[str, Schema]:
                     "allocations": _int(desc="Allocations currently holding this token."),
                     "usage": _usage(per_upstream=False),
                     "health": HEALTH,
+                    "check": CHECK,
                 }
             ),
             [
@@ -395,6 +410,7 @@ def all_crds() -> dict[str, Schema]:
                 },
                 {"name": "Allocations", "type": "integer", "jsonPath": ".status.allocations"},
                 {"name": "Suspended", "type": "boolean", "jsonPath": ".spec.suspended"},
+                {"name": "Next Check", "type": "string", "jsonPath": ".status.check.nextAt"},
             ],
         ),
         "tokenallocations.yaml": crd(

@@ -121,8 +121,10 @@ def reconcile_upstream(body: dict[str, Any], credential: Credential) -> Upstream
             maxConcurrency=spec.get("maxConcurrency") or 1,
             minIntervalSeconds=spec.get("minIntervalSeconds") or 0,
             suspended=bool(spec.get("suspended")),
+            # Only Unhealthy reaches the route: a cool-down is the proxy's own, short-lived verdict,
+            # and a route that changed with every cool-down would churn every replica's watch.
             healthy=health.ok,
-            healthReason="" if health.reason == "Healthy" else health.reason,
+            healthReason="" if health.ok else health.reason,
         )
     eligible = credential.ok and health.ok and not spec.get("suspended")
     return UpstreamResult(route, [summary, health, cred_cond], eligible)

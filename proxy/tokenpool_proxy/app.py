@@ -78,7 +78,7 @@ def create_app(
     health = HealthBook(
         settings.usage_window_seconds, settings.cooldown_base_seconds, settings.cooldown_max_seconds
     )
-    index.upstream_listeners.append(health.forget)
+    index.upstream_listeners.append(health.route_changed)
     svc = Services(
         settings=settings,
         index=index,

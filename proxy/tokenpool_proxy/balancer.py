@@ -81,12 +81,8 @@ class Balancer:
             route = self.index.upstream(alloc.name)
             if route is None or route.provider != provider or alloc.name in exclude:
                 continue
-            if route.suspended or not route.healthy:
-                continue
-            state = self.health.get(alloc.name)
-            if state.unhealthy_reason is not None or state.cooling(now):
-                continue
-            out.append((alloc.priority, route))
+            if self.health.routable(route, now):
+                out.append((alloc.priority, route))
         return out
 
     def allocated(self, user: UserRoute, provider: Provider) -> bool:

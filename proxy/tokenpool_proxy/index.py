@@ -22,9 +22,10 @@ class RouteIndex:
         self._upstreams: dict[str, UpstreamRoute] = {}
         self.users_synced = False
         self.upstreams_synced = False
-        # Called with the upstream name whenever its compiled route changes or disappears, so
-        # the balancer can forget local health verdicts that a new credential may invalidate.
-        self.upstream_listeners: list[Callable[[str], None]] = []
+        # Called as ``(name, old route, new route)`` whenever an upstream's compiled route changes
+        # or disappears (new None), so health can forget verdicts a new credential invalidates
+        # and drop what it keeps about tokens that are gone.
+        self.upstream_listeners: list[Callable[[str, UpstreamRoute | None, UpstreamRoute | None], None]] = []
 
     @property
     def ready(self) -> bool:
@@ -61,27 +62,24 @@ class RouteIndex:
         self.users_synced = True
 
     def put_upstream(self, obj_name: str, route: UpstreamRoute) -> None:
-        old = self._upstreams_by_object.get(obj_name)
+        before = self._upstreams
         self._upstreams_by_object[obj_name] = route
         self._rebuild_upstreams()
-        if old != route:
-            self._notify({route.name} | ({old.name} if old else set()))
+        self._notify(before)
 
     def delete_upstream(self, obj_name: str) -> None:
-        old = self._upstreams_by_object.pop(obj_name, None)
-        if old is not None:
+        if obj_name in self._upstreams_by_object:
+            before = self._upstreams
+            del self._upstreams_by_object[obj_name]
             self._rebuild_upstreams()
-            self._notify({old.name})
+            self._notify(before)
 
     def replace_upstreams(self, routes: Iterable[tuple[str, UpstreamRoute]]) -> None:
         before = self._upstreams
         self._upstreams_by_object = dict(routes)
         self._rebuild_upstreams()
         self.upstreams_synced = True
-        changed = {
-            n for n in before.keys() | self._upstreams.keys() if before.get(n) != self._upstreams.get(n)
-        }
-        self._notify(changed)
+        self._notify(before)
 
     def _rebuild_hashes(self) -> None:
         # Rebuilt rather than patched: two objects claiming one hash must not leave a stale entry.
@@ -90,7 +88,10 @@ class RouteIndex:
     def _rebuild_upstreams(self) -> None:
         self._upstreams = {r.name: r for r in self._upstreams_by_object.values()}
 
-    def _notify(self, names: set[str]) -> None:
-        for name in names:
-            for listener in self.upstream_listeners:
-                listener(name)
+    def _notify(self, before: dict[str, UpstreamRoute]) -> None:
+        after = self._upstreams
+        for name in before.keys() | after.keys():
+            old, new = before.get(name), after.get(name)
+            if old != new:
+                for listener in self.upstream_listeners:
+                    listener(name, old, new)

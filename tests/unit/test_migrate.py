@@ -160,10 +160,16 @@ def test_sqlite_cli_dump_style_gives_the_same_manifests(result: Migration) -> No
         ("CREATE TABLE tokens (id INTEGER", "ends inside a statement"),
         ("ATTACH DATABASE '/etc/passwd' AS p;", "may only create tables and insert rows; refused ATTACH"),
         ("ATTACH DATABASE 'file:x?mode=memory' AS p;", "refused ATTACH"),
-        ("CREATE TABLE t (a);\nCREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END;", "refused CREATE TRIGGER"),
+        (
+            "CREATE TABLE t (a);\nCREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END;",
+            "refused CREATE TRIGGER",
+        ),
         ("CREATE VIEW v AS SELECT 1;", "refused CREATE VIEW"),
         ("PRAGMA writable_schema = 1;", "refused PRAGMA writable_schema"),
-        ("CREATE TABLE t (a);\nINSERT INTO t VALUES (load_extension('x'));", "refused FUNCTION load_extension"),
+        (
+            "CREATE TABLE t (a);\nINSERT INTO t VALUES (load_extension('x'));",
+            "refused FUNCTION load_extension",
+        ),
         ("CREATE TABLE t (a);\nUPDATE t SET a = 1;", "refused UPDATE t"),
     ],
 )

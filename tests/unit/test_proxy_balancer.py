@@ -26,7 +26,7 @@ def setup(*upstreams, allocation=None):
     index = RouteIndex()
     index.replace_upstreams([(u.name, u) for u in upstreams])
     health = HealthBook(usage_window_s=3600, cooldown_base_s=5, cooldown_max_s=600, clock=clock)
-    index.upstream_listeners.append(health.forget)
+    index.upstream_listeners.append(health.route_changed)
     user = user_route("alice", "p" * 64, allocation or [u.name for u in upstreams])
     index.replace_users([("alice", user)])
     return Balancer(index, health), health, clock, user, index
@@ -127,11 +127,44 @@ def test_cooldown_backoff_then_half_open_single_trial():
     assert health.cooldown("a", "RateLimited", 30) == 30  # Retry-After wins over backoff
 
 
-def test_route_change_forgets_verdicts():
-    b, health, _clock, user, index = setup(up("a", token="old"))
+def test_only_a_new_credential_endpoint_or_provider_forgets_verdicts():
+    b, health, clock, user, index = setup(up("a", token="old"), up("b", token="b"))
     health.unhealthy("a", "Unauthorized")
-    index.put_upstream("a", up("a", token="new"))
+    health.cooldown("b", "Blocked", seconds=600)
+    # The operator recompiles both (policy, its healthy flag, the health reason): verdicts stay.
+    index.put_upstream(
+        "a", up("a", token="old", max_concurrency=3, healthy=False, health_reason="Unauthorized")
+    )
+    index.put_upstream("b", up("b", token="b", min_interval_seconds=1))
+    with pytest.raises(NoUpstream):
+        b.pick(user, "Augment")
+    clock.now += 599
+    with pytest.raises(NoUpstream):
+        b.pick(user, "Augment")
+    index.put_upstream("a", up("a", token="new"))  # a rotated credential: a new account
     assert b.pick(user, "Augment").upstream.name == "a"
+    index.put_upstream("b", upstream_route("b", "https://elsewhere.example/", token="b"))
+    assert health.get("b").consecutive_failures == 0 and not health.get("b").cooling(clock.now)
+
+
+def test_deleted_route_leaves_nothing_behind():
+    _b, health, _clock, _user, index = setup(up("a"), up("b"))
+    health.unhealthy("a", "Unauthorized")
+    health.started("b")
+    index.delete_upstream("a")
+    index.replace_upstreams([])
+    assert health.names() == []
+
+
+def test_backoff_keeps_growing_over_repeated_failures():
+    _b, health, clock, _user, _index = setup(up("a"))
+    rests = []
+    for _ in range(4):
+        rests.append(health.cooldown("a", "ServerError"))
+        clock.now += rests[-1]
+    assert rests == [5, 10, 20, 40]
+    health.success("a")
+    assert health.cooldown("a", "ServerError") == 5
 
 
 async def test_acquire_waits_for_a_release_then_times_out_with_retry_after():

@@ -80,15 +80,20 @@ _ALLOWED_ACTIONS = {
 _SCHEMA_TABLES = {"sqlite_master", "sqlite_temp_master"}
 _ALLOWED_PRAGMAS = {"defer_foreign_keys", "foreign_keys"}
 _ALLOWED_FUNCTIONS = {"replace", "char", "unistr", "unhex", "hex", "lower", "upper", "coalesce", "ifnull"}
+_ACTION_KINDS = ("INDEX", "TABLE", "TRIGGER", "VIEW")
 _ACTION_NAMES = {
     getattr(sqlite3, f"SQLITE_{n}"): n.replace("_", " ")
     for n in (
-        "ALTER_TABLE ANALYZE ATTACH CREATE_INDEX CREATE_TABLE CREATE_TEMP_INDEX CREATE_TEMP_TABLE "
-        "CREATE_TEMP_TRIGGER CREATE_TEMP_VIEW CREATE_TRIGGER CREATE_VIEW CREATE_VTABLE DELETE DETACH "
-        "DROP_INDEX DROP_TABLE DROP_TEMP_INDEX DROP_TEMP_TABLE DROP_TEMP_TRIGGER DROP_TEMP_VIEW "
-        "DROP_TRIGGER DROP_VIEW DROP_VTABLE FUNCTION INSERT PRAGMA READ RECURSIVE REINDEX SAVEPOINT "
-        "SELECT TRANSACTION UPDATE"
-    ).split()
+        *("ALTER_TABLE", "ANALYZE", "ATTACH", "DETACH", "DELETE", "FUNCTION", "INSERT", "PRAGMA"),
+        *("READ", "RECURSIVE", "REINDEX", "SAVEPOINT", "SELECT", "TRANSACTION", "UPDATE"),
+        *(
+            f"{verb}_{temp}{kind}"
+            for verb in ("CREATE", "DROP")
+            for temp in ("", "TEMP_")
+            for kind in _ACTION_KINDS
+        ),
+        *("CREATE_VTABLE", "DROP_VTABLE"),
+    )
     if hasattr(sqlite3, f"SQLITE_{n}")
 }
 
@@ -96,7 +101,9 @@ _ACTION_NAMES = {
 def _authorizer(refused: list[str]) -> Any:
     """An authorizer that admits only what a data export needs; the first refusal is recorded."""
 
-    def authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None) -> int:
+    def authorize(
+        action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None
+    ) -> int:
         ok = (
             action in _ALLOWED_ACTIONS
             or (action == sqlite3.SQLITE_UPDATE and arg1 in _SCHEMA_TABLES)

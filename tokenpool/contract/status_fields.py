@@ -23,6 +23,14 @@ Shapes (camelCase on the wire)::
       lastError: the category of the latest failure, never an upstream body (it may echo secrets)
       lastErrorAt, cooldownUntil: RFC 3339 UTC
       consecutiveFailures: int
+      clearedAt: RFC 3339 UTC, set by the operator when a check cleared a verdict: a replica
+                 drops a verdict of its own that is older (it was about the account before the
+                 check)
+    check:                                                  # UpstreamToken only; the operator's
+      nextAt, lastAt: RFC 3339 UTC                          # scheduled checks of Unhealthy tokens
+      lastResult: Healthy | a category (Unauthorized, ...)
+      failures: int                                         # failed checks in a row (the backoff)
+      request: the value of the tokenpool.io/check-requested annotation last handled
 
 ``today`` and ``todayByUpstream`` belong to ``today.date``: a reader on a later UTC day treats
 them as zero (nothing was written since midnight).
@@ -100,6 +108,17 @@ class Health(_Status):
     last_error_at: str | None = None
     cooldown_until: str | None = None
     consecutive_failures: int = Field(default=0, ge=0)
+    cleared_at: str | None = None
+
+
+class Check(_Status):
+    """The operator's scheduled (or requested) re-checks of an unhealthy UpstreamToken."""
+
+    next_at: str | None = None
+    last_at: str | None = None
+    last_result: str = ""
+    failures: int = Field(default=0, ge=0)
+    request: str = ""
 
 
 _Labels = tuple[tuple[int, int, int, int, int], str, str]  # (minute fields, date, minute)

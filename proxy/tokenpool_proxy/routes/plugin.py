@@ -40,15 +40,13 @@ def plugin_time(value: str | float | None) -> str | None:
 
 
 def usable_tokens(svc: Services, user: UserRoute) -> list[UpstreamRoute]:
-    """Allocated Augment tokens this proxy would route to right now (in allocation order)."""
+    """Allocated Augment tokens this proxy would route to right now (in allocation order): the
+    balancer's own predicate, so a token is never handed out that the chat path would refuse."""
     now = svc.health.clock()
     out = []
     for alloc in user.upstreams:
         route = svc.index.upstream(alloc.name)
-        if route is None or route.provider != "Augment" or route.suspended or not route.healthy:
-            continue
-        state = svc.health.get(route.name)
-        if state.unhealthy_reason is None and not state.cooling(now):
+        if route is not None and route.provider == "Augment" and svc.health.routable(route, now):
             out.append(route)
     return out
 

@@ -180,7 +180,7 @@ class Flusher:
                 health = None
                 if news is not None:
                     current = _health(stored)
-                    health = merge_health(current, news)
+                    health = merge_health(current, news, now)
                     if current is not None and same(current, health):
                         health = None  # nothing new for the cluster (e.g. a verdict adopted from it)
                         if self.health is not None:

@@ -8,13 +8,7 @@ from ..services import Services
 
 def _usable(svc: Services) -> set[str]:
     now = svc.health.clock()
-    usable = set()
-    for route in svc.index.upstreams():
-        state = svc.health.get(route.name)
-        if route.suspended or not route.healthy or state.unhealthy_reason is not None or state.cooling(now):
-            continue
-        usable.add(route.name)
-    return usable
+    return {route.name for route in svc.index.upstreams() if svc.health.routable(route, now)}
 
 
 def health_stats(svc: Services) -> dict[str, int]:
