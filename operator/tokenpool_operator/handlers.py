@@ -80,6 +80,9 @@ async def secret_event(
     """Credential and BYO token Secrets heal their users without any edit of the CRs; owned
     Secrets changed or deleted by someone else are repaired."""
     rec: Reconciler = memo.reconciler
+    if c.LABEL_ROUTE in labels:  # a route: the operator's, or deleted
+        rec.route_object("secrets", type, dict(body))
+        return
     if labels.get(c.LABEL_MANAGED_BY) == c.MANAGED_BY:
         _owned_changed(rec, "secrets", type, body)
         return
@@ -89,9 +92,12 @@ async def secret_event(
         rec.user(namespace, user)
 
 
-@kopf.on.event("", "v1", "configmaps", labels={c.LABEL_MANAGED_BY: c.MANAGED_BY})
+@kopf.on.event("", "v1", "configmaps", labels={c.LABEL_ROUTE: kopf.PRESENT})
 async def route_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    _owned_changed(memo.reconciler, "configmaps", type, body)
+    """Routes are Secrets: a ConfigMap labelled as one is an older operator's (deleted quietly)
+    or someone else's (deleted, with an Event)."""
+    rec: Reconciler = memo.reconciler
+    rec.route_object("configmaps", type, dict(body))
 
 
 def _owned_changed(rec: Reconciler, plural: str, type: str | None, body: kopf.Body) -> None:

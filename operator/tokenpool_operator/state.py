@@ -57,6 +57,34 @@ class State:
 
         return pick
 
+    # Personal tokens by sha256: two users with one token are both refused.
+    token_of: dict[Key, str] = field(default_factory=dict)  # (ns, user) → digest
+    users_of: dict[Key, set[str]] = field(default_factory=dict)  # (ns, digest) → users
+
+    def claim_token(self, ns: str, user: str, digest: str | None) -> set[str]:
+        """Record ``user``'s token digest (None: none / deleted); returns the other users whose
+        standing may change with it (those sharing the old or the new digest)."""
+        old = self.token_of.get((ns, user))
+        if old == digest:
+            return set()
+        affected: set[str] = set()
+        if old is not None:
+            holders = self.users_of.get((ns, old), set())
+            holders.discard(user)
+            affected |= holders
+            if not holders:
+                self.users_of.pop((ns, old), None)
+            del self.token_of[(ns, user)]
+        if digest is not None:
+            self.token_of[(ns, user)] = digest
+            holders = self.users_of.setdefault((ns, digest), set())
+            affected |= holders
+            holders.add(user)
+        return affected
+
+    def token_users(self, ns: str, digest: str) -> set[str]:
+        return set(self.users_of.get((ns, digest), ()))
+
     def changed(self, kind: str, ns: str, name: str, fingerprint: Any) -> bool:
         key = (kind, ns, name)
         if self.seen.get(key) == fingerprint:

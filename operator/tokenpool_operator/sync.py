@@ -26,7 +26,7 @@ from tokenpool_operator.workqueue import WorkQueue
 from tokenpool_operator.writer import Writer
 
 log = logging.getLogger(__name__)
-PRIORITY = {"token": 0, "user": 1, "count": 2}
+PRIORITY = {"token": 0, "user": 1, "count": 2, "reject": 3}
 Body = dict[str, Any]
 
 
@@ -51,6 +51,8 @@ class Reconciler:
         kind, ns, name = cast(tuple[str, str, str], key)
         if kind == "user":
             await self.sync_user(ns, name)
+        elif kind == "reject":
+            await self.reject_route_object(ns, name)
         elif kind == "count":
             await self.sync_count(ns, name)
         else:
@@ -95,8 +97,7 @@ class Reconciler:
         if kind == "user":
             self.cache.drop_user(ns, name)
             self.writer.drop_status(c.PLURAL_USER, ns, name)
-            self.writer.forget("configmaps", ns, c.user_route_name(name))
-            self.user(ns, name)  # its allocations now report UserNotFound
+            self.user(ns, name)  # its allocations now report UserNotFound; its route goes
         elif kind == "allocation":
             old = self.cache.drop_allocation(ns, name)
             self.writer.drop_status(c.PLURAL_ALLOCATION, ns, name)
@@ -109,7 +110,7 @@ class Reconciler:
             self.cache.drop_token(ns, name)
             self.state.drop_token(ns, name)
             self.writer.drop_status(c.PLURAL_UPSTREAM, ns, name)
-            self.writer.forget("secrets", ns, c.upstream_route_name(name))
+            self.token(ns, name)  # deletes its route
             self.token_users(ns, name)
 
     # ---- users and their allocations -------------------------------------------------------
@@ -120,7 +121,10 @@ class Reconciler:
         grants = self._decide(ns, name, body, allocs)
         for a in allocs:
             await self._allocation_status(a, grants[a["metadata"]["name"]])
-        if body is None:
+        if body is None:  # deleted: its route goes at once (the garbage collector may be slower)
+            await self.writer.delete("secrets", ns, c.user_route_name(name))
+            for other in self.state.claim_token(ns, name, None):
+                self.user(ns, other)
             return
         await self._user(body, allocs, grants)
 
@@ -183,13 +187,28 @@ class Reconciler:
         quota, quota_cond = users.effective_quota(spec, self.settings.default_quota, self.settings.max_quota)
         plan, secret_name = await self._personal_token(body)
         token_cond = Cond("PersonalTokenReady", plan.ok, plan.reason, plan.message)
+        digest = c.hash_personal_token(plan.token) if plan.token is not None else None
+        sharing = self.state.claim_token(ns, name, digest)
+        for other in sharing:
+            self.user(ns, other)  # they are refused (or free again) too
+        if digest is not None and self.state.token_users(ns, digest) - {name}:
+            others = sorted(self.state.token_users(ns, digest) - {name})
+            token_cond = Cond(
+                "PersonalTokenReady",
+                False,
+                "PersonalTokenConflict",
+                f"PoolUser {others[0]!r} has the same personal token; each user needs their own, "
+                "both are refused until one changes",
+            )
         upstream_list = alloc_mod.route_upstreams([allocation_view(a) for a in allocs], grants)
-        if plan.token is not None:
+        if plan.token is not None and token_cond.ok:
             route = users.compile_route(body, plan.token, quota, upstream_list)
             data = {c.USER_ROUTE_KEY: c.dump(route)}
-            await self.writer.ensure_compiled("configmaps", body, c.user_route_name(name), c.ROUTE_USER, data)
-        else:  # fail closed: without a valid token nobody may authenticate as this user
-            await self.writer.delete("configmaps", ns, c.user_route_name(name))
+            await self.writer.ensure_compiled("secrets", body, c.user_route_name(name), c.ROUTE_USER, data)
+        else:  # fail closed: without a valid, unshared token nobody may authenticate as this user
+            await self.writer.delete("secrets", ns, c.user_route_name(name))
+        # Routes were ConfigMaps before they moved to Secrets: an upgraded operator removes them.
+        await self.writer.delete("configmaps", ns, c.user_route_name(name))
         gen = meta.get("generation") or 0
         conds = [token_cond, quota_cond]
         summary = ready([token_cond], "route compiled")
@@ -235,7 +254,8 @@ class Reconciler:
 
     async def sync_token(self, ns: str, name: str) -> None:
         body = self.cache.tokens.get((ns, name))
-        if body is None:
+        if body is None:  # deleted: its route goes at once (the garbage collector may be slower)
+            await self.writer.delete("secrets", ns, c.upstream_route_name(name))
             return
         spec = body.get("spec") or {}
         ref = spec.get("credentialSecretRef") or {}
@@ -297,3 +317,78 @@ class Reconciler:
                 users_.add(owner)
         for u in users_:
             self.user(ns, u)
+
+    # ---- route objects the operator did not write ---------------------------------------------
+
+    def route_object(self, plural: str, type_: str | None, body: Body) -> None:
+        """A Secret or ConfigMap labelled ``tokenpool.io/route`` changed. The operator's own (a
+        Secret named for, and controlled by, the live custom resource of that name and uid) is
+        kept current as any owned object; anything else is deleted (an Event says so), since the
+        proxy must only ever see routes the operator compiled."""
+        meta = body["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        if type_ == "DELETED":
+            self.writer.forget(plural, ns, name)
+            owner = self.route_owner(plural, body)
+            if owner is not None:
+                (self.user if owner[0] == c.KIND_USER else self.token)(ns, owner[1])
+            return
+        owner = self.route_owner(plural, body)
+        if owner is None:
+            if not meta.get("deletionTimestamp"):
+                self.queue.add(("reject", ns, f"{plural}/{name}"))
+            return
+        if self.writer.remember(plural, body):
+            (self.user if owner[0] == c.KIND_USER else self.token)(ns, owner[1])
+
+    def route_owner(self, plural: str, body: Body) -> tuple[str, str] | None:
+        """(kind, name) of the custom resource this route object provably belongs to, or None."""
+        meta = body["metadata"]
+        route = (meta.get("labels") or {}).get(c.LABEL_ROUTE)
+        if plural != "secrets" or route not in (c.ROUTE_USER, c.ROUTE_UPSTREAM):
+            return None
+        kind, table = (
+            (c.KIND_USER, self.cache.users) if route == c.ROUTE_USER else (c.KIND_UPSTREAM, self.cache.tokens)
+        )
+        ref = next((r for r in meta.get("ownerReferences") or () if r.get("controller") is True), None)
+        if ref is None:
+            return None
+        owner = str(ref.get("name", ""))
+        expected = c.user_route_name(owner) if kind == c.KIND_USER else c.upstream_route_name(owner)
+        cr = table.get((meta["namespace"], owner))
+        uid = c.controller_uid(body, kind, owner)
+        if meta["name"] != expected or cr is None or not uid or cr["metadata"].get("uid") != uid:
+            return None
+        return kind, owner
+
+    async def reject_route_object(self, ns: str, key: str) -> None:
+        plural, name = key.split("/", 1)
+        body = await self.kube.get(core_path(ns, plural, name))
+        if body is None or self.route_owner(plural, body) is not None:
+            return  # gone, or it is the operator's after all
+        labels = body["metadata"].get("labels") or {}
+        legacy = (
+            plural == "configmaps"
+            and labels.get(c.LABEL_MANAGED_BY) == c.MANAGED_BY
+            and any(
+                r.get("controller") is True
+                and r.get("kind") == c.KIND_USER
+                and (ns, r.get("name")) in self.cache.users
+                and self.cache.users[(ns, r.get("name"))]["metadata"].get("uid") == r.get("uid")
+                for r in body["metadata"].get("ownerReferences") or ()
+            )
+        )
+        await self.writer.delete(plural, ns, name, force=True)
+        kind = "ConfigMap" if plural == "configmaps" else "Secret"
+        if legacy:
+            log.info("deleted the user route ConfigMap %s/%s of an older operator", ns, name)
+            return
+        log.warning("deleted %s %s/%s: labelled as a route but not the operator's", kind, ns, name)
+        await self.writer.event(
+            {"apiVersion": "v1", "kind": kind, "metadata": body["metadata"]},
+            "Warning",
+            "UnownedRouteDeleted",
+            f"{kind} {name!r} is labelled {c.LABEL_ROUTE}={labels.get(c.LABEL_ROUTE)} but was not "
+            "compiled by the operator (routes are Secrets controlled by the PoolUser/UpstreamToken "
+            "they name); deleted so that the proxy never serves it",
+        )

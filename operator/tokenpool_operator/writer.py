@@ -132,8 +132,9 @@ class Writer:
         await self.put(plural, obj, existing is not None)
         return True
 
-    async def delete(self, plural: str, ns: str, name: str) -> None:
-        if self._complete and (plural, ns, name) not in self._owned:
+    async def delete(self, plural: str, ns: str, name: str, force: bool = False) -> None:
+        """Delete an owned object (``force``: any object, e.g. one the operator does not own)."""
+        if not force and self._complete and (plural, ns, name) not in self._owned:
             return  # known not to exist
         self.forget(plural, ns, name)
         await self.kube.delete(core_path(ns, plural, name))
@@ -200,7 +201,7 @@ class Writer:
             "kind": "Event",
             "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}", "namespace": meta["namespace"]},
             "involvedObject": {
-                "apiVersion": c.API_VERSION,
+                "apiVersion": body.get("apiVersion") or c.API_VERSION,
                 "kind": body.get("kind", ""),
                 "name": meta["name"],
                 "namespace": meta["namespace"],

@@ -74,7 +74,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or ProxySettings()
     watch = index is None
-    index = index or RouteIndex()
+    index = index or RouteIndex(verify_owners=True)
     health = HealthBook(
         settings.usage_window_seconds, settings.cooldown_base_seconds, settings.cooldown_max_seconds
     )
@@ -108,7 +108,8 @@ def create_app(
                     settings.watch_timeout_seconds,
                     settings.watch_retry_seconds,
                 )
-                tasks.append(asyncio.create_task(watcher.run(), name=f"watch-{kind.resource}"))
+                svc.watchers.append(watcher)
+                tasks.append(asyncio.create_task(watcher.run(), name=f"watch-{kind.name}"))
             await usage_wiring.start(svc, KubeStatusStore(kube, settings.namespace))
         try:
             yield

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .balancer import Balancer
@@ -14,6 +14,7 @@ from .usage import UsageSink
 
 if TYPE_CHECKING:
     from .providers.base import ChatProvider
+    from .route_watch import Watcher
 
 
 @dataclass
@@ -26,3 +27,11 @@ class Services:
     metrics: Metrics
     # Provider name (contract.Provider) → provider; filled in the lifespan with the shared client.
     providers: dict[str, ChatProvider]
+    # The route/owner watch loops (none in tests that feed the index by hand): readiness reads
+    # how long each has been failing.
+    watchers: list[Watcher] = field(default_factory=list)
+
+    def routes_ready(self) -> bool:
+        """First full sync done, and no watch failing for longer than the stale threshold."""
+        limit = self.settings.routes_stale_seconds
+        return self.index.ready and all(w.stale_for() <= limit for w in self.watchers)

@@ -78,6 +78,9 @@ class ProxySettings(BaseSettings):
     # Watch: server-side timeout of one watch call, and the wait before reconnecting.
     watch_timeout_seconds: int = Field(default=300, ge=1)
     watch_retry_seconds: float = Field(default=1.0, gt=0)
+    # Readiness turns false when a route watch has been failing this long (the index is stale),
+    # and true again after the relist.
+    routes_stale_seconds: float = Field(default=30.0, gt=0)
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
     access_log: bool = True

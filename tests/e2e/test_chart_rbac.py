@@ -33,7 +33,7 @@ def _access(verb: str, resource: str, where: str | None, ns: str) -> Access:
 
 
 PROXY_ALLOWED = [
-    *[(v, r, "ns") for v in ("get", "list", "watch") for r in ("configmaps", "secrets")],
+    *[(v, "secrets", "ns") for v in ("get", "list", "watch")],
     *[(v, f"{TP}:{r}", "ns") for v in ("get", "list", "watch") for r in ("poolusers", "upstreamtokens")],
     ("patch", f"{TP}:poolusers/status", "ns"),
     ("patch", f"{TP}:upstreamtokens/status", "ns"),
@@ -55,7 +55,8 @@ PROXY_DENIED = [
     ("patch", f"{TP}:poolusers/status", "other"),
     ("list", f"{TP}:poolusers", None),
     # Nothing else in the namespace or the cluster.
-    *[(v, "configmaps", "ns") for v in ("create", "update", "patch", "delete")],
+    # Routes are Secrets: ConfigMaps are none of its business.
+    *[(v, "configmaps", "ns") for v in ("get", "list", "watch", "create", "update", "patch", "delete")],
     ("list", "configmaps", "other"),
     ("create", "pods", "ns"),
     ("create", "pods/exec", "ns"),

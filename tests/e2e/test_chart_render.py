@@ -208,7 +208,7 @@ def test_proxy_role_reads_routes_and_patches_only_status(default_render: list[Ma
         ("tokenpool.io", "poolusers/status", "patch"),
         ("tokenpool.io", "upstreamtokens/status", "patch"),
     }
-    assert {r for g, r, v in grants if g == ""} == {"configmaps", "secrets"}
+    assert {r for g, r, v in grants if g == ""} == {"secrets"}  # routes are Secrets only
 
 
 @pytest.mark.parametrize(

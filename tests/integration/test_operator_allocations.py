@@ -118,7 +118,7 @@ def test_grants_and_routes_survive_restart_and_resync_unchanged(pool: Pool, oper
     )
     op.wait_idle()
     grants = {u: pool.granted(f"{u}-sel") for u in ("ann", "ben")}
-    versions = {u: pool.configmap(c.user_route_name(u)).metadata.resource_version for u in ("ann", "ben")}
+    versions = {u: pool.secret(c.user_route_name(u)).metadata.resource_version for u in ("ann", "ben")}
     # Resyncs (every second here) re-reconcile everything: the processed count grows ...
     done = op.probe()["queue"]["processed"]
     wait_for(lambda: op.probe()["queue"]["processed"] >= done + 6, timeout=20, what="a resync round")
@@ -126,5 +126,5 @@ def test_grants_and_routes_survive_restart_and_resync_unchanged(pool: Pool, oper
     op.wait_idle(processed=6)
     assert {u: pool.granted(f"{u}-sel") for u in ("ann", "ben")} == grants
     assert {
-        u: pool.configmap(c.user_route_name(u)).metadata.resource_version for u in ("ann", "ben")
+        u: pool.secret(c.user_route_name(u)).metadata.resource_version for u in ("ann", "ben")
     } == versions

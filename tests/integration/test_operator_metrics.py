@@ -44,7 +44,9 @@ def test_operator_metrics_count_reconciles_and_writes_without_names(pool: Pool, 
     assert after['tokenpool_operator_reconciles_total{kind="token",outcome="success"}'] >= 1
     assert after['tokenpool_operator_reconcile_seconds_count{kind="user"}'] >= 1
     assert after["tokenpool_operator_queue_pending"] == 0
-    assert after['tokenpool_operator_writes_total{resource="configmaps",verb="created"}'] >= 1  # user route
+    assert (
+        after['tokenpool_operator_writes_total{resource="secrets",verb="created"}'] >= 2
+    )  # user route and personal token
     # The personal-token Secret and the upstream route Secret.
     assert after['tokenpool_operator_writes_total{resource="secrets",verb="created"}'] >= 2
     assert after['tokenpool_operator_writes_total{resource="poolusers",verb="patched"}'] >= 1

@@ -21,7 +21,7 @@ def test_user_route_create_update_suspend_and_owner_references(pool: Pool, opera
     assert token is not None and len(token) == 64 and token == token.lower()
     int(token, 16)
     assert route.token_sha256 == c.hash_personal_token(token)
-    assert token not in str(pool.configmap(c.user_route_name("alice")).data)
+    assert token not in str(pool.secret(c.user_route_name("alice")).data)
     assert (route.role, route.display_name, route.limits.requests_per_day, route.suspended) == (
         "Admin",
         "Alice",
@@ -37,7 +37,7 @@ def test_user_route_create_update_suspend_and_owner_references(pool: Pool, opera
     assert status["observedGeneration"] == user["metadata"]["generation"]
     assert token not in str(status)
 
-    cm = pool.configmap(c.user_route_name("alice"))
+    cm = pool.secret(c.user_route_name("alice"))
     for obj in (cm, pool.secret("alice-personal-token")):
         (ref,) = obj.metadata.owner_references
         assert (ref.kind, ref.name, ref.uid, ref.controller) == (U, "alice", user["metadata"]["uid"], True)
@@ -60,19 +60,19 @@ def test_route_is_not_rewritten_when_nothing_changed(pool: Pool, operator_proces
     pool.user("bob")
     wait_for(lambda: pool.user_route("bob"), timeout=20, what="bob's route")
     op.wait_idle()
-    version = pool.configmap(c.user_route_name("bob")).metadata.resource_version
+    version = pool.secret(c.user_route_name("bob")).metadata.resource_version
     token = pool.personal_token("bob")
 
     op.restart()  # a restart re-reconciles everything: same content, so nothing is rewritten
     op.wait_idle()
     pool.patch(U, "bob", {"metadata": {"labels": {"team": "x"}}})  # no content change either
     op.wait_idle()
-    assert pool.configmap(c.user_route_name("bob")).metadata.resource_version == version
+    assert pool.secret(c.user_route_name("bob")).metadata.resource_version == version
     assert pool.personal_token("bob") == token
 
     pool.patch(U, "bob", {"spec": {"displayName": "Bobby"}})
     wait_for(lambda: pool.user_route("bob").display_name == "Bobby", timeout=10, what="display name")
-    assert pool.configmap(c.user_route_name("bob")).metadata.resource_version != version
+    assert pool.secret(c.user_route_name("bob")).metadata.resource_version != version
 
 
 def test_hand_edited_or_deleted_compiled_objects_are_repaired(pool: Pool, operator_process) -> None:
@@ -80,9 +80,9 @@ def test_hand_edited_or_deleted_compiled_objects_are_repaired(pool: Pool, operat
     pool.user("fay")
     good = wait_for(lambda: pool.user_route("fay"), timeout=20, what="fay's route")
     name = c.user_route_name("fay")
-    pool.core.patch_namespaced_config_map(name, pool.ns, {"data": {c.USER_ROUTE_KEY: "{}"}})
+    pool.core.patch_namespaced_secret(name, pool.ns, {"data": {c.USER_ROUTE_KEY: "e30="}})  # "{}"
     wait_for(lambda: pool.user_route("fay") == good, timeout=20, what="route content restored")
-    pool.core.delete_namespaced_config_map(name, pool.ns)
+    pool.core.delete_namespaced_secret(name, pool.ns)
     wait_for(lambda: pool.user_route("fay") == good, timeout=20, what="route recreated")
 
 

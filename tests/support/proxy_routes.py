@@ -1,7 +1,8 @@
 """Hand-made compiled routes for proxy tests, built only through tokenpool/contract/compiled.py.
 
-``routes_in_cluster`` writes them as the operator would (same names, labels and keys), so the
-proxy's watch is tested independently of the operator.
+``routes_in_cluster`` writes them as the operator would (same names, labels and keys, Secrets
+with a controller ownerReference to the PoolUser / UpstreamToken they name, which it creates when
+missing), so the proxy's watch is tested independently of the operator.
 """
 
 from __future__ import annotations
@@ -54,36 +55,85 @@ class RoutesInCluster:
 
     def __init__(self, api: kubernetes.client.ApiClient, namespace: str) -> None:
         self.core = kubernetes.client.CoreV1Api(api)
+        self.custom = kubernetes.client.CustomObjectsApi(api)
         self.namespace = namespace
 
-    def _meta(self, name: str, route: str) -> kubernetes.client.V1ObjectMeta:
-        return kubernetes.client.V1ObjectMeta(name=name, labels={contract.LABEL_ROUTE: route})
+    def owner(self, kind: str, name: str, endpoint: str = "https://d1.example/") -> dict[str, Any]:
+        """The custom resource a route belongs to (created when missing, as an admin would)."""
+        plural = contract.PLURAL_USER if kind == contract.KIND_USER else contract.PLURAL_UPSTREAM
+        try:
+            obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                contract.GROUP, contract.VERSION, self.namespace, plural, name
+            )
+            return obj
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        if kind == contract.KIND_USER:
+            spec: dict[str, Any] = {"displayName": name}
+        else:
+            spec = {
+                "provider": "Augment",
+                "endpoint": endpoint,
+                "credentialSecretRef": {"name": f"{name}-cred"},
+            }
+        body = {"apiVersion": contract.API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
+        created: dict[str, Any] = self.custom.create_namespaced_custom_object(
+            contract.GROUP, contract.VERSION, self.namespace, plural, body
+        )
+        return created
+
+    def _secret(
+        self, name: str, route: str, kind: str, owner_name: str, key: str, doc: str, **kw: Any
+    ) -> Any:
+        owner = self.owner(kind, owner_name, **kw)
+        ref = kubernetes.client.V1OwnerReference(
+            api_version=contract.API_VERSION,
+            kind=kind,
+            name=owner_name,
+            uid=owner["metadata"]["uid"],
+            controller=True,
+        )
+        return kubernetes.client.V1Secret(
+            metadata=kubernetes.client.V1ObjectMeta(
+                name=name, labels={contract.LABEL_ROUTE: route}, owner_references=[ref]
+            ),
+            data={key: base64.b64encode(doc.encode()).decode()},
+        )
 
     def put_user(self, route: UserRoute) -> None:
-        body = kubernetes.client.V1ConfigMap(
-            metadata=self._meta(contract.user_route_name(route.user), contract.ROUTE_USER),
-            data={contract.USER_ROUTE_KEY: contract.dump(route)},
+        body = self._secret(
+            contract.user_route_name(route.user),
+            contract.ROUTE_USER,
+            contract.KIND_USER,
+            route.user,
+            contract.USER_ROUTE_KEY,
+            contract.dump(route),
         )
-        self._upsert(self.core.create_namespaced_config_map, self.core.replace_namespaced_config_map, body)
+        self._upsert(body)
 
     def put_upstream(self, route: UpstreamRoute) -> None:
-        blob = base64.b64encode(contract.dump(route).encode()).decode()
-        body = kubernetes.client.V1Secret(
-            metadata=self._meta(contract.upstream_route_name(route.name), contract.ROUTE_UPSTREAM),
-            data={contract.UPSTREAM_ROUTE_KEY: blob},
+        body = self._secret(
+            contract.upstream_route_name(route.name),
+            contract.ROUTE_UPSTREAM,
+            contract.KIND_UPSTREAM,
+            route.name,
+            contract.UPSTREAM_ROUTE_KEY,
+            contract.dump(route),
+            endpoint=route.endpoint,
         )
-        self._upsert(self.core.create_namespaced_secret, self.core.replace_namespaced_secret, body)
+        self._upsert(body)
 
     def delete_user(self, user: str) -> None:
-        self.core.delete_namespaced_config_map(contract.user_route_name(user), self.namespace)
+        self.core.delete_namespaced_secret(contract.user_route_name(user), self.namespace)
 
     def delete_upstream(self, name: str) -> None:
         self.core.delete_namespaced_secret(contract.upstream_route_name(name), self.namespace)
 
-    def _upsert(self, create: Any, replace: Any, body: Any) -> None:
+    def _upsert(self, body: Any) -> None:
         try:
-            create(self.namespace, body)
+            self.core.create_namespaced_secret(self.namespace, body)
         except ApiException as exc:
             if exc.status != 409:
                 raise
-            replace(body.metadata.name, self.namespace, body)
+            self.core.replace_namespaced_secret(body.metadata.name, self.namespace, body)

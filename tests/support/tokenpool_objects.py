@@ -125,8 +125,8 @@ class Pool:
             raise
 
     def user_route(self, user: str) -> c.UserRoute | None:
-        cm = self.configmap(c.user_route_name(user))
-        return c.parse_user_route(cm.data) if cm is not None else None
+        raw = self.secret_value(c.user_route_name(user), c.USER_ROUTE_KEY)
+        return c.parse_user_route({c.USER_ROUTE_KEY: raw}) if raw is not None else None
 
     def upstream_route(self, token: str) -> c.UpstreamRoute | None:
         raw = self.secret_value(c.upstream_route_name(token), c.UPSTREAM_ROUTE_KEY)

@@ -1,5 +1,6 @@
 """The watch loop against a scripted API server: relist after 410 drops objects deleted during
-the gap, malformed routes are not served, and an unreachable server leaves the index serving."""
+the gap, malformed routes are not served, routes not controlled by the resource they name are
+not served, any failure is survived, and an unreachable server leaves the index serving."""
 
 from __future__ import annotations
 
@@ -22,33 +23,66 @@ from tokenpool.kube.credentials import ClusterConfig
 PA, PB = new_personal_token(), new_personal_token()
 
 
-def cm(user, pt, rv):
+def _ref(kind, name, uid=None):
+    return [
+        {
+            "apiVersion": contract.API_VERSION,
+            "kind": kind,
+            "name": name,
+            "uid": uid or f"uid-{name}",
+            "controller": True,
+        }
+    ]
+
+
+def cm(user, pt, rv, uid=None):
+    """A user route Secret as the operator writes it (controller: the PoolUser ``user``)."""
+    blob = base64.b64encode(contract.dump(user_route(user, pt, ["t1"])).encode()).decode()
     return {
-        "metadata": {"name": f"tokenpool-user-{user}", "resourceVersion": rv},
-        "data": {contract.USER_ROUTE_KEY: contract.dump(user_route(user, pt, ["t1"]))},
+        "metadata": {
+            "name": f"tokenpool-user-{user}",
+            "resourceVersion": rv,
+            "ownerReferences": _ref(contract.KIND_USER, user, uid),
+        },
+        "data": {contract.USER_ROUTE_KEY: blob},
     }
 
 
 def secret(name, rv, token="cred"):  # noqa: S107
     blob = base64.b64encode(contract.dump(upstream_route(name, "https://d1.example/", token=token)).encode())
     return {
-        "metadata": {"name": f"tokenpool-upstream-{name}", "resourceVersion": rv},
+        "metadata": {
+            "name": f"tokenpool-upstream-{name}",
+            "resourceVersion": rv,
+            "ownerReferences": _ref(contract.KIND_UPSTREAM, name),
+        },
         "data": {contract.UPSTREAM_ROUTE_KEY: blob.decode()},
     }
 
 
+def owner(name, uid=None):
+    return {"metadata": {"name": name, "uid": uid or f"uid-{name}", "resourceVersion": "1"}}
+
+
 class ScriptedApi:
     """Lists return ``self.items``; each watch call plays the next script entry (a list of
-    events; a trailing ``"hang"`` keeps the call open)."""
+    events; a trailing ``"hang"`` keeps the call open). Streams: ``configmaps`` (user routes,
+    Secrets since routes moved there; the key is kept short), ``secrets`` (upstream routes),
+    ``poolusers``, ``upstreamtokens``."""
 
     def __init__(self) -> None:
-        self.items = {"configmaps": [], "secrets": []}
-        self.scripts = {"configmaps": [], "secrets": []}
-        self.lists = {"configmaps": 0, "secrets": 0}
+        names = ("configmaps", "secrets", "poolusers", "upstreamtokens")
+        self.items = {n: [] for n in names}
+        self.scripts = {n: [] for n in names}
+        self.lists = dict.fromkeys(names, 0)
+        self.items["poolusers"] = [owner("alice"), owner("bob"), owner("carol")]
+        self.items["upstreamtokens"] = [owner("t1")]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         resource = request.match_info["resource"]
-        assert request.query["labelSelector"].startswith(contract.LABEL_ROUTE + "=")
+        if resource == "secrets":
+            selector = request.query["labelSelector"]
+            resource = "configmaps" if selector.endswith("=user") else "secrets"
         if request.query.get("watch") != "1":
             self.lists[resource] += 1
             return web.json_response({"items": self.items[resource], "metadata": {"resourceVersion": "10"}})
@@ -70,6 +104,9 @@ async def api():
     scripted = ScriptedApi()
     app = web.Application()
     app.router.add_get("/api/v1/namespaces/ns/{resource}", scripted.handle)
+    app.router.add_get(
+        f"/apis/{contract.GROUP}/{contract.VERSION}/namespaces/ns/{{resource}}", scripted.handle
+    )
     runner = web.AppRunner(app, handler_cancellation=True)
     await runner.setup()
     port = free_port()
@@ -119,6 +156,69 @@ async def test_events_then_gone_relist_drops_what_was_deleted_meanwhile(api):
         await async_wait_for(_token(index, "cred-2"), what="secret MODIFIED applied")
     finally:
         await stop()
+
+
+async def test_only_routes_controlled_by_the_resource_they_name_are_served(api):
+    forged = cm("mallory", PB, "2", uid="uid-alice")  # claims alice's uid for mallory: refused
+    renamed = cm("bob", PB, "3")
+    renamed["metadata"]["name"] = "bob-extra"  # right owner, not the operator's object name
+    stale = cm("carol", "c" * 64, "4", uid="uid-old-carol")  # a deleted and re-created carol
+    api.items["configmaps"] = [cm("alice", PA, "1"), forged, renamed, stale]
+    api.items["secrets"] = [secret("t1", "5")]
+    index = RouteIndex(verify_owners=True)
+    stop = await run_watchers(api.url, index)
+    try:
+        await async_wait_for(lambda: _ready(index), what="synced")
+        assert index.user_by_token_hash(contract.hash_personal_token(PA)).user == "alice"
+        for pt in (PB, "c" * 64):
+            assert index.user_by_token_hash(contract.hash_personal_token(pt)) is None
+        assert index.upstream("t1") is not None
+    finally:
+        await stop()
+    index.delete_owner(contract.KIND_UPSTREAM, "t1")  # the UpstreamToken is gone: so is its route
+    assert index.upstream("t1") is None
+
+
+def test_two_users_with_one_personal_token_are_both_refused():
+    index = RouteIndex()
+    index.replace_users([("a", user_route("alice", PA)), ("b", user_route("bob", PA))])
+    assert index.user_by_token_hash(contract.hash_personal_token(PA)) is None
+    index.delete_user("b")
+    assert index.user_by_token_hash(contract.hash_personal_token(PA)).user == "alice"
+
+
+async def test_a_watch_loop_survives_any_exception_and_reports_staleness(caplog):
+    class Flaky:
+        calls = 0
+
+        async def list(self, *_a, **_k):
+            Flaky.calls += 1
+            if Flaky.calls < 3:
+                raise RuntimeError("unexpected")  # not a KubeError: the loop must outlive it
+            return {"items": [], "metadata": {"resourceVersion": "1"}}
+
+        async def watch(self, *_a, **_k):
+            await asyncio.Event().wait()
+            yield {}
+
+    index = RouteIndex()
+    watcher = Watcher(Flaky(), "ns", kinds(index)[1], retry_s=0.01)  # type: ignore[arg-type]
+    assert watcher.stale_for() >= 0 and watcher.failing_since is not None
+    task = asyncio.create_task(watcher.run())
+    try:
+        await async_wait_for(lambda: _synced(watcher), what="listed after two failures")
+        assert Flaky.calls == 3 and index.upstreams_synced and watcher.stale_for() == 0
+        assert sum("RuntimeError" in r.getMessage() for r in caplog.records) == 2
+    finally:
+        task.cancel()
+
+
+async def _synced(watcher):
+    return watcher.failing_since is None
+
+
+async def _ready(index):
+    return index.ready
 
 
 async def test_unreachable_api_server_keeps_serving_the_last_known_routes(caplog):

@@ -2,13 +2,19 @@
 
 The operator compiles the custom resources into two kinds of objects in the same namespace:
 
-* ConfigMap ``tokenpool-user-<user>`` (label ``tokenpool.io/route=user``), key ``route.json``:
+* Secret ``tokenpool-user-<user>`` (label ``tokenpool.io/route=user``), key ``route.json``:
   a :class:`UserRoute`. It holds the sha256 of the user's personal token, never the token.
+  (A Secret, not a ConfigMap: the right to create ConfigMaps is commonly granted, and a route
+  decides who gets which upstream credentials.)
 * Secret ``tokenpool-upstream-<token>`` (label ``tokenpool.io/route=upstream``), key
   ``upstream.json``: an :class:`UpstreamRoute` with the normalised credential and policy.
 
 Besides, the user's personal token lives in Secret ``<user>-personal-token`` (key ``token``),
 which is for the user/admin to read; the proxy never needs it.
+
+Every route object carries a controller ownerReference to the PoolUser / UpstreamToken it is
+about; the proxy serves it only when that reference carries the custom resource's current uid
+(:func:`controller_uid`), and the operator deletes labelled route objects it does not own.
 
 Nothing else in the code base spells these names, labels or keys.
 """
@@ -150,7 +156,19 @@ def compiled_metadata(name: str, route: str, owner: dict[str, Any], data: dict[s
     }
 
 
+def controller_uid(obj: dict[str, Any], kind: str, name: str) -> str:
+    """The uid of ``obj``'s controller ownerReference when it names the custom resource ``kind``
+    / ``name`` of this API group, else "" (the object is not that resource's compiled route)."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or ():
+        if ref.get("controller") is True:
+            ok = ref.get("kind") == kind and ref.get("name") == name
+            ok = ok and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/")
+            return str(ref.get("uid") or "") if ok else ""
+    return ""
+
+
 def parse_user_route(data: dict[str, str]) -> UserRoute:
+    """``data`` is the Secret's data already base64-decoded."""
     return UserRoute.model_validate_json(data[USER_ROUTE_KEY])
 
 

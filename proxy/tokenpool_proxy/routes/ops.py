@@ -24,9 +24,10 @@ async def healthz() -> JSON:
 
 @router.get("/readyz")
 async def readyz(svc: Svc) -> JSON:
-    if svc.index.ready:
+    if svc.routes_ready():
         return JSON({"status": "ready"})
-    return JSON({"status": "not ready", "reason": "routes not synced yet"}, status_code=503)
+    reason = "routes are stale: a watch keeps failing" if svc.index.ready else "routes not synced yet"
+    return JSON({"status": "not ready", "reason": reason}, status_code=503)
 
 
 @router.get("/health")
@@ -42,5 +43,5 @@ async def health(svc: Svc) -> JSON:
 
 @router.get("/metrics")
 async def metrics(svc: Svc) -> Response:
-    body = svc.metrics.render(svc.index.ready, svc.index.counts())
+    body = svc.metrics.render(svc.routes_ready(), svc.index.counts())
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
