@@ -21,6 +21,7 @@ from . import errors
 from .balancer import Balancer
 from .edge import Edge
 from .index import RouteIndex
+from .notice_check import NoticeChecker
 from .providers.anthropic_compat import AnthropicProvider
 from .providers.augment import AugmentProvider
 from .providers.openai_compat import OpenAIProvider
@@ -41,8 +42,12 @@ def upstream_session(settings: ProxySettings) -> aiohttp.ClientSession:
     No connection cap: concurrency is bounded per token by the balancer, not by the pool.
     """
     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+    # total: the overall deadline of one upstream call, its answer included; sock_read: the
+    # longest silence (idle gap) between two bytes of it.
     timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=settings.connect_timeout_seconds, sock_read=settings.read_timeout_seconds
+        total=settings.upstream_deadline_seconds,
+        sock_connect=settings.connect_timeout_seconds,
+        sock_read=settings.read_timeout_seconds,
     )
     # No cookie jar: one session serves many upstream accounts, whose cookies must never mix.
     return aiohttp.ClientSession(
@@ -87,14 +92,17 @@ def create_app(
         usage=usage or InMemoryUsage(),
         metrics=Metrics(),
         providers={},
+        notices=NoticeChecker(
+            settings.notice_check_ttl_seconds,
+            settings.connect_timeout_seconds + settings.read_timeout_seconds,
+            settings.blocked_cooldown_seconds,
+        ),
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         session = upstream_session(settings)
-        svc.providers["Augment"] = AugmentProvider(
-            session, settings.upstream_user_agent, settings.blocked_cooldown_seconds
-        )
+        svc.providers["Augment"] = AugmentProvider(session, settings.upstream_user_agent)
         svc.providers["OpenAI"] = OpenAIProvider(session)
         svc.providers["Anthropic"] = AnthropicProvider(session)
         tasks: list[asyncio.Task[None]] = []

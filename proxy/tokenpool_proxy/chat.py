@@ -4,8 +4,11 @@ pieces of the answer are written as a stream, how a whole answer looks, how prom
 
 Retry rule: an upstream failure is retried on another token (at most ``max_attempts`` in all) as
 long as nothing was sent to the client. A stream is committed at its first piece of the answer
-(text, a tool call, or its end), so an account problem announced at the start of a 200 stream
-("Request blocked") still fails over; after that, a failure ends the stream with an error event.
+(text, a tool call, or its end); after that, a failure ends the stream with an error event. Two
+failures are never retried elsewhere: the upstream refusing *the request* (400/404/413/422: the
+client's 4xx) and an account notice (the same prompt must not walk across the pool's accounts).
+A notice is confirmed by a probe first (notice_check.py); if the probe does not confirm it, a
+notice that was a whole 200 answer is relayed as the answer it was.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ class Attempts:
     model: ModelSpec
     request_id: str
     log: dict[str, Any]
+    # The upstream request, prepared (validated, converted) before any token was leased.
+    prepared: bytes = b""
     tried: set[str] = field(default_factory=set)
     count: int = 0
     last_failure: UpstreamFailure | None = None
@@ -77,6 +82,36 @@ class Attempts:
         self.svc.usage.record(self.user.user, name, "error", latency_s=time.perf_counter() - started)
         self.svc.metrics.attempt(name, failure.reason)
         lease.release()
+
+    def abandoned(self, lease: Lease, started: float) -> None:
+        """The client left (or the request was cancelled) during this attempt: it still counts."""
+        name = lease.upstream.name
+        self.svc.usage.record(self.user.user, name, "error", latency_s=time.perf_counter() - started)
+        self.svc.metrics.attempt(name, "ClientClosed")
+        lease.release()
+
+    async def refused(self, lease: Lease, failure: UpstreamFailure, started: float) -> tuple[Piece, ...]:
+        """A failure never tried on another token. A request the upstream rejects is the client's
+        error. A notice is confirmed by a probe: confirmed, the verdict applies and the client
+        gets 502; not confirmed, a whole-answer notice is returned to be relayed as the answer."""
+        if failure.verdict == "reject":
+            self.failed(lease, failure, started)
+            status = failure.status or 400
+            code = (
+                "upstream_deadline_exceeded" if failure.reason == "DeadlineExceeded" else "upstream_rejected"
+            )
+            raise ApiError(status, f"the upstream refused the request (HTTP {status})", code)
+        provider = self.svc.providers[self.model.provider]
+        confirmed = await self.svc.notices.confirm(provider, lease.upstream, self.model)
+        if confirmed is None and failure.pieces:
+            return failure.pieces
+        self.failed(lease, confirmed or UpstreamFailure("fail", failure.reason, failure.message), started)
+        what = "an account notice" if confirmed is not None else "a notice about this request"
+        raise ApiError(
+            502,
+            f"the upstream answered with {what} ({failure.reason}); it is not retried on another token",
+            "upstream_notice",
+        )
 
     def exhausted(self) -> ApiError:
         reason = self.last_failure.reason if self.last_failure else "Unavailable"
@@ -116,7 +151,7 @@ class Attempts:
             self.log["upstream"] = lease.upstream.name
             self.log["retries"] = self.count - 1
             started = time.perf_counter()
-            pieces = provider.stream(lease.upstream, self.request, self.model, self.request_id)
+            pieces = provider.stream(lease.upstream, self.request, self.model, self.request_id, self.prepared)
             head: list[Piece] = []
             try:
                 async for piece in pieces:
@@ -125,10 +160,13 @@ class Attempts:
                         break
                 return lease, pieces, head, started
             except UpstreamFailure as failure:
-                self.failed(lease, failure, started)
                 await _close(pieces)
-            except BaseException:  # BadRequest from the conversion, cancellation: not the token's fault
-                lease.release()
+                if failure.verdict in ("reject", "notice"):
+                    answer = await self.refused(lease, failure, started)
+                    return lease, _nothing(), list(answer), started
+                self.failed(lease, failure, started)
+            except BaseException:  # cancellation (the client left): not the token's fault
+                self.abandoned(lease, started)
                 await _close(pieces)
                 raise
         raise self.exhausted()
@@ -141,6 +179,11 @@ class Attempts:
         )
         self.svc.metrics.attempt(name, "Success")
         lease.release()
+
+
+async def _nothing() -> AsyncIterator[Piece]:
+    return
+    yield  # an async generator that ends at once
 
 
 async def _close(pieces: AsyncIterator[Piece]) -> None:
@@ -175,17 +218,29 @@ def _answer_text(piece: Piece, into: list[str]) -> None:
 
 async def complete(a: Attempts, dialect: Dialect) -> Response:
     """Non-streaming: the whole answer is gathered first, so any failure can fail over."""
+    limit = a.svc.settings.max_answer_bytes
     while True:
         lease, pieces, head, started = await a.open()
         collected = list(head)
+        size = sum(len(p.text) for p in collected)
         try:
             async for piece in pieces:
                 collected.append(piece)
+                size += len(piece.text) + sum(len(c.arguments) for c in piece.tool_calls)
+                if size > limit:  # gathered whole before answering: bounded, never without end
+                    a.failed(lease, UpstreamFailure("fail", "AnswerTooLarge", "answer too large"), started)
+                    raise ApiError(
+                        502, f"the answer is larger than {limit} characters; stream it", "answer_too_large"
+                    )
         except UpstreamFailure as failure:
+            if failure.verdict == "reject":  # e.g. the deadline: not retried elsewhere
+                await a.refused(lease, failure, started)
             a.failed(lease, failure, started)
             continue
+        except ApiError:
+            raise
         except BaseException:
-            lease.release()
+            a.abandoned(lease, started)
             raise
         finally:
             await _close(pieces)
@@ -204,7 +259,7 @@ async def stream(a: Attempts, dialect: Dialect) -> Response:
     writer = dialect.writer(a.request)
     text: list[str] = []
     counted: list[Piece] = []  # pieces carrying upstream token counts
-    outcome: dict[str, Any] = {"ok": False, "closed": False, "counts": None}
+    outcome: dict[str, Any] = {"ok": False, "closed": False, "counts": None, "failed": False}
 
     async def relay() -> AsyncGenerator[bytes, None]:
         finish: FinishReason | None = None
@@ -223,6 +278,7 @@ async def stream(a: Attempts, dialect: Dialect) -> Response:
                 if piece.finish_reason:
                     finish = piece.finish_reason
         except UpstreamFailure as failure:
+            outcome["failed"] = True
             a.failed(lease, failure, started)
             a.log["error"] = f"stream failed: {failure.reason}"
             yield writer.fail(f"the upstream stream failed ({failure.reason})")
@@ -240,10 +296,10 @@ async def stream(a: Attempts, dialect: Dialect) -> Response:
         await _close(pieces)
         if outcome["ok"]:
             a.succeeded(lease, started, *outcome["counts"])
-        else:
+        elif not outcome["failed"]:
             if not a.log.get("error"):
                 a.log["error"] = "client disconnected"
-            lease.release()
+            a.abandoned(lease, started)  # counted: an attempt the client walked away from
         a.svc.usage.release(a.user)
 
     return RelayStream(

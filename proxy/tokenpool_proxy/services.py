@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from .balancer import Balancer
 from .index import RouteIndex
+from .notice_check import NoticeChecker
 from .request_metrics import Metrics
 from .settings import ProxySettings
 from .token_health import HealthBook
@@ -27,6 +28,7 @@ class Services:
     metrics: Metrics
     # Provider name (contract.Provider) → provider; filled in the lifespan with the shared client.
     providers: dict[str, ChatProvider]
+    notices: NoticeChecker = field(default_factory=NoticeChecker)
     # The route/owner watch loops (none in tests that feed the index by hand): readiness reads
     # how long each has been failing.
     watchers: list[Watcher] = field(default_factory=list)

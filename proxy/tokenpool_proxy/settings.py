@@ -54,8 +54,14 @@ class ProxySettings(BaseSettings):
     anthropic_models: tuple[ModelSpec, ...] = DEFAULT_MODELS
     upstream_user_agent: str = "Augment.vscode-augment/0.482.1 (linux; x64; 6.8.0) vscode/1.95.3"
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
-    # Longest silence tolerated between two bytes of an upstream answer.
+    # Longest silence tolerated between two bytes of an upstream answer (idle gap).
     read_timeout_seconds: float = Field(default=120.0, gt=0)
+    # Overall deadline of one upstream call, its whole answer included.
+    upstream_deadline_seconds: float = Field(default=900.0, gt=0)
+    # A non-streamed answer is gathered whole before it is sent: at most this many characters.
+    max_answer_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    # After a probe found a token fine despite a notice, notices on it are answers for this long.
+    notice_check_ttl_seconds: float = Field(default=60.0, ge=0)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     # How long a request waits for a free upstream slot before it is answered 429.
     slot_wait_seconds: float = Field(default=2.0, ge=0)

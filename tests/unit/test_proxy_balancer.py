@@ -190,34 +190,41 @@ async def test_acquire_waits_for_a_release_then_times_out_with_retry_after():
     [
         (401, "Invalid token", "unhealthy", "Unauthorized"),
         (401, "", "unhealthy", "Unauthorized"),
-        (200, "Your subscription for account x@y is inactive.", "unhealthy", "Suspended"),
-        (403, "Your account has been suspended because of abuse", "unhealthy", "Suspended"),
-        (402, "You are out of user messages for account x", "unhealthy", "OutOfCredits"),
-        (200, "You have run out of credits", "unhealthy", "OutOfCredits"),
-        (200, "Your access has been restricted", "unhealthy", "Suspended"),
-        (200, "Request blocked. Please reach out to support@augmentcode.com", "cooldown", "Blocked"),
+        (403, "Invalid token", "unhealthy", "Unauthorized"),
+        # Notices, even in an error body, are suspicions confirmed by a probe (never failed over).
+        (403, "Your account has been suspended because of abuse", "notice", "Suspended"),
+        (402, "You are out of user messages for account x", "notice", "OutOfCredits"),
+        (429, "Request blocked. Please reach out to support@augmentcode.com", "notice", "Blocked"),
         (429, "slow down", "cooldown", "RateLimited"),
         (503, "unavailable", "cooldown", "ServerError"),
-        (500, "", "cooldown", "ServerError"),
+        (500, "Your account has been suspended", "cooldown", "ServerError"),
         (402, "payment", "fail", "ClientError"),
-        (400, "bad", "fail", "ClientError"),
+        # The request itself is refused: the client's 4xx, whatever the body says.
+        (400, "bad", "reject", "RequestRejected"),
+        (400, "Your account has been suspended: echo of the prompt", "reject", "RequestRejected"),
+        (404, "", "reject", "RequestRejected"),
+        (413, "too large", "reject", "RequestRejected"),
+        (422, "Invalid token in field x", "reject", "RequestRejected"),
     ],
 )
 def test_augment_classification(status, text, verdict, reason):
-    failure = augment.classify_augment_failure(status, text, "7", blocked_s=600)
+    failure = augment.classify_augment_failure(status, text, "7")
     assert (failure.verdict, failure.reason) == (verdict, reason)
-    if reason == "Blocked":
-        assert failure.retry_after == 600
     if reason == "RateLimited":
         assert failure.retry_after == 7
 
 
-def test_stream_error_texts_only_at_the_start_of_an_answer():
-    assert augment.stream_error_text("Request blocked. Please reach out")
-    assert augment.stream_error_text("Your account has been suspended because x")
-    assert not augment.stream_error_text("Here is how a request blocked by a firewall looks")
-    assert not augment.stream_error_text("def invalid_token(): ...")
-    assert not augment.stream_error_text("The user is inactive when the flag is unset.")
+def test_notices_only_in_the_upstreams_own_shape():
+    from tokenpool.upstream.signals import notice_reason
+
+    assert notice_reason("Request blocked. Please reach out") == "Blocked"
+    assert notice_reason("  Your account has been suspended because x") == "Suspended"
+    assert notice_reason("Your subscription for account a@b is inactive.") == "Suspended"
+    assert notice_reason("You have run out of credits") == "OutOfCredits"
+    assert notice_reason("Here is how a request blocked by a firewall looks") is None
+    assert notice_reason("def invalid_token(): ...") is None
+    assert notice_reason("The user is inactive when the flag is unset.") is None
+    assert notice_reason("Request blocked. " + "x" * 500) is None  # an answer, not a notice
 
 
 @pytest.mark.parametrize(
@@ -226,7 +233,8 @@ def test_stream_error_texts_only_at_the_start_of_an_answer():
         (401, "unhealthy", "Unauthorized"),
         (429, "cooldown", "RateLimited"),
         (502, "cooldown", "ServerError"),
-        (400, "fail", "ClientError"),
+        (400, "reject", "RequestRejected"),
+        (402, "fail", "ClientError"),
     ],
 )
 def test_openai_classification(status, verdict, reason):

@@ -74,10 +74,8 @@ async def test_stream_that_just_ends_is_still_an_answer(inprocess_proxy, fake_up
 
 FAULTS = [
     ("unauthorized", {}, "Unauthorized", "unhealthy"),
-    ("suspended", {}, "Suspended", "unhealthy"),
-    ("suspended_in_stream", {}, "Suspended", "unhealthy"),
-    ("blocked", {}, "Blocked", "cooldown"),
     ("rate_limited", {"retry_after": 30}, "RateLimited", "cooldown"),
+    ("malformed", {"after_chunks": 0}, "MalformedAnswer", "cooldown"),
     ("server_error", {"status": 503}, "ServerError", "cooldown"),
     ("drop", {"after_chunks": 0}, "ConnectError", "cooldown"),
     ("hang", {}, "Timeout", "cooldown"),
@@ -113,6 +111,111 @@ async def test_failover_one_bad_token_of_three(
         assert state.cooldown_reason == reason and state.cooling(proxy.svc.health.clock())
     if reason == "RateLimited":
         assert state.cooldown_until - proxy.svc.health.clock() > 25  # Retry-After respected
+
+
+NOTICES = [
+    ("suspended", "Suspended", "unhealthy"),  # HTTP 403 with the suspension notice
+    ("suspended_in_stream", "Suspended", "unhealthy"),  # the notice as a whole 200 answer
+    ("blocked", "Blocked", "cooldown"),
+]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["non-stream", "stream"])
+@pytest.mark.parametrize(("fault", "reason", "verdict"), NOTICES, ids=[f[0] for f in NOTICES])
+async def test_account_notice_is_confirmed_by_a_probe_and_not_failed_over(
+    inprocess_proxy, fake_upstream, fault, reason, verdict, stream
+):
+    proxy = await pool(inprocess_proxy, fake_upstream, blocked_cooldown_seconds=600)
+    fake_upstream.fault("tok1", fault)
+    client = sdk(proxy)
+    refused = 0
+    for _ in range(6):
+        try:
+            if stream:
+                s = await client.chat.completions.create(model="augment-chat", messages=MSGS, stream=True)
+                text = "".join([c.choices[0].delta.content or "" async for c in s if c.choices])
+            else:
+                out = await client.chat.completions.create(model="augment-chat", messages=MSGS)
+                text = out.choices[0].message.content
+            assert text == "Hello from the fake Augment upstream."
+        except openai.APIStatusError as exc:
+            assert exc.status_code == 502 and exc.body["code"] == "upstream_notice", exc.body
+            assert "not retried on another token" in exc.body["message"]
+            refused += 1
+    assert refused == 1  # the prompt was not sent to another account; later ones avoid tok1
+    stats = fake_upstream.stats()
+    assert stats["tok1"]["requests"] == 2, "the request, then one probe without user text"
+    probe = [r for r in fake_upstream.requests() if r["token"] == "tok1"][-1]
+    assert probe["body"]["message"] == "Reply with the single word OK."
+    state = proxy.svc.health.get("t1")
+    if verdict == "unhealthy":
+        assert state.unhealthy_reason == reason
+    else:
+        assert state.cooldown_reason == reason and state.cooldown_until - proxy.svc.health.clock() > 590
+
+
+@pytest.mark.parametrize("notice", ["blocked", "suspended_in_stream"])
+@pytest.mark.parametrize("chunks", [1, 3])
+async def test_a_prompt_that_makes_the_model_say_a_notice_changes_no_health(
+    inprocess_proxy, fake_upstream, notice, chunks
+):
+    """The fake upstream echoes the prompt: a user asking the model to say a notice gets it back
+    as the answer, and no token's health changes (at most one probe per token per ttl)."""
+    from tokenpool.dev.fake_upstream import BLOCKED_TEXT, SUSPENDED_TEXT
+
+    text = {"blocked": BLOCKED_TEXT, "suspended_in_stream": SUSPENDED_TEXT}[notice]
+    fake_upstream.configure(echo=True, chunks=chunks)
+    proxy = await pool(inprocess_proxy, fake_upstream)
+    client = sdk(proxy)
+    for i in range(4):
+        messages = [{"role": "user", "content": text}]
+        if i % 2:
+            s = await client.chat.completions.create(model="augment-chat", messages=messages, stream=True)
+            answer = "".join([c.choices[0].delta.content or "" async for c in s if c.choices])
+        else:
+            answer = (
+                (await client.chat.completions.create(model="augment-chat", messages=messages))
+                .choices[0]
+                .message.content
+            )
+        assert answer == text
+    for name in ("t0", "t1", "t2"):
+        state = proxy.svc.health.get(name)
+        assert state.unhealthy_reason is None and not state.cooling(proxy.svc.health.clock())
+        assert state.consecutive_failures == 0
+    probes = [
+        r for r in fake_upstream.requests() if r["body"].get("message") == "Reply with the single word OK."
+    ]
+    assert len(probes) == (3 if chunks == 1 else 0)  # one per token at most; none if not notice-shaped
+    assert len(probes) == proxy.svc.notices.probes
+
+
+async def test_upstream_rejecting_the_request_is_the_clients_4xx_without_failover(
+    inprocess_proxy, fake_upstream
+):
+    proxy = await pool(inprocess_proxy, fake_upstream)
+    for token in ("tok0", "tok1", "tok2"):
+        fake_upstream.fault(token, "server_error", status=413)
+    with pytest.raises(openai.APIStatusError) as info:
+        await sdk(proxy).chat.completions.create(model="augment-chat", messages=MSGS)
+    assert info.value.status_code == 413 and info.value.body["code"] == "upstream_rejected"
+    assert sum(s["requests"] for s in fake_upstream.stats().values()) == 1  # no failover
+    assert all(proxy.svc.health.routable(r) for r in proxy.svc.index.upstreams())  # no health effect
+
+
+async def test_bad_requests_never_lease_a_token(inprocess_proxy, fake_upstream):
+    proxy = await pool(inprocess_proxy, fake_upstream)
+    auth = {"Authorization": f"Bearer {PT}"}
+    image = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]
+    for body, code in (
+        ({"model": "augment-chat", "messages": image}, "unsupported_content"),
+        ({"model": "augment-chat", "messages": [{"role": "assistant", "content": "x"}]}, "invalid_messages"),
+        ({"model": "augment-chat", "messages": MSGS, "n": 2}, "unsupported_parameter"),
+    ):
+        r = await proxy.client.post("/v1/chat/completions", json=body, headers=auth)
+        assert r.status_code == 400 and r.json()["error"]["code"] == code, r.text
+    assert fake_upstream.requests() == []
+    assert all(proxy.svc.health.get(u.name).last_started < 0 for u in proxy.svc.index.upstreams())
 
 
 async def test_mid_stream_failure_ends_the_stream_with_an_error_event(inprocess_proxy, fake_upstream):

@@ -6,7 +6,7 @@ import orjson
 import pytest
 from tokenpool_proxy import openai_format as fmt
 from tokenpool_proxy.openai_conversion import conversation_from_openai
-from tokenpool_proxy.providers.augment import parse_line
+from tokenpool_proxy.providers.augment import MalformedLine, parse_line
 from tokenpool_proxy.providers.augment_request import build_chat_body
 from tokenpool_proxy.schemas import BadRequest, ChatRequest, parse_chat_request
 from tokenpool_proxy.settings import ModelSpec
@@ -116,12 +116,16 @@ def test_chat_body_fields_and_modes():
         (b'{"text":null,"nodes":[]}\n', ("", None, False, None)),
         (b'{"text":"","nodes":[{"type":5}]}\n', ("", None, False, [{"type": 5}])),
         (b"\n", ("", None, False, None)),
-        (b"not json\n", ("", None, False, None)),
-        (b"[1,2]\n", ("", None, False, None)),
     ],
 )
 def test_ndjson_lines(line, expected):
     assert parse_line(line) == expected
+
+
+@pytest.mark.parametrize("line", [b"not json\n", b"[1,2]\n", b'"text"\n', b"<html>502</html>\n"])
+def test_malformed_ndjson_lines_are_an_error_not_an_empty_answer(line):
+    with pytest.raises(MalformedLine):
+        parse_line(line)
 
 
 def test_stream_chunks_role_first_then_finish_usage_done():

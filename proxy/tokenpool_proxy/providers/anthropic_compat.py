@@ -18,6 +18,7 @@ import aiohttp
 import orjson
 
 from tokenpool.contract.compiled import UpstreamRoute
+from tokenpool.upstream.signals import REJECTED_STATUSES
 
 from ..messages_schema import MessagesRequest
 from ..schemas import ChatRequest
@@ -64,6 +65,8 @@ def classify_anthropic_failure(status: int, text: str, retry_after: str | None) 
         return UpstreamFailure("unhealthy", "Unauthorized", snippet, status)
     if "credit balance is too low" in lowered:
         return UpstreamFailure("unhealthy", "OutOfCredits", snippet, status)
+    if status in REJECTED_STATUSES:  # this request is refused: the client's 4xx, no failover
+        return UpstreamFailure("reject", "RequestRejected", snippet, status)
     if status == 429:
         return UpstreamFailure("cooldown", "RateLimited", snippet, status, parse_retry_after(retry_after))
     if status >= 500:  # 529: overloaded
@@ -145,16 +148,21 @@ class AnthropicProvider:
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session = session
 
+    def prepare(self, request: ChatRequest | MessagesRequest, model: ModelSpec) -> bytes:
+        assert isinstance(request, MessagesRequest)  # settings keep Anthropic models on /v1/messages
+        payload = dict(request.raw) if request.raw else request.model_dump(exclude_none=True)
+        payload.update(model=model.upstream_model or model.id, stream=True)
+        return orjson.dumps(payload)
+
     async def stream(
         self,
         upstream: UpstreamRoute,
         request: ChatRequest | MessagesRequest,
         model: ModelSpec,
         request_id: str,
+        body: bytes,
     ) -> AsyncIterator[Piece]:
-        assert isinstance(request, MessagesRequest)  # settings keep Anthropic models on /v1/messages
-        payload = dict(request.raw) if request.raw else request.model_dump(exclude_none=True)
-        payload.update(model=model.upstream_model or model.id, stream=True)
+        assert isinstance(request, MessagesRequest)
         client = request.client_headers
         hdrs = {
             "Content-Type": "application/json",
@@ -166,9 +174,7 @@ class AnthropicProvider:
             hdrs["anthropic-beta"] = client["anthropic-beta"]
         reader = EventReader()
         with transport_failures():
-            async with self.session.post(
-                messages_url(upstream.endpoint), data=orjson.dumps(payload), headers=hdrs
-            ) as resp:
+            async with self.session.post(messages_url(upstream.endpoint), data=body, headers=hdrs) as resp:
                 if resp.status != 200:
                     text = (await resp.content.read(4096)).decode("utf-8", "replace")
                     raise classify_anthropic_failure(resp.status, text, resp.headers.get("Retry-After"))

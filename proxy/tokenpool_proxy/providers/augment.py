@@ -18,12 +18,13 @@ import aiohttp
 import orjson
 
 from tokenpool.contract.compiled import UpstreamRoute
+from tokenpool.upstream.signals import classify_http, notice_reason
 
 from ..messages_schema import MessagesRequest
-from ..schemas import ChatRequest
+from ..schemas import BadRequest, ChatRequest
 from ..settings import ModelSpec
 from .augment_request import SESSION_NS, build_chat_body
-from .base import FinishReason, Piece, ToolCall, UpstreamFailure, parse_retry_after, transport_failures
+from .base import FinishReason, Piece, ToolCall, UpstreamFailure, transport_failures
 
 CHAT_PATH = "chat-stream"
 API_VERSION = "2"
@@ -41,26 +42,6 @@ STOP_REASONS: dict[int | str, FinishReason] = {
     5: "content_filter",
     "RECITATION": "content_filter",
 }
-
-# Texts that make an account unusable, with the health reason they map to (lower-cased match).
-UNUSABLE_TEXTS: tuple[tuple[str, str], ...] = (
-    ("invalid token", "Unauthorized"),
-    ("is inactive", "Suspended"),
-    ("has been suspended", "Suspended"),
-    ("access has been restricted", "Suspended"),
-    ("out of user messages", "OutOfCredits"),
-    ("run out of credits", "OutOfCredits"),
-)
-BLOCKED_TEXT = "request blocked"
-# Inside a 200 stream only whole account notices count (an answer may mention "inactive").
-STREAM_NOTICES = (
-    "your subscription for account",
-    "your account has been suspended",
-    "has been suspended because",
-    "you are out of user messages",
-    "you have run out of credits",
-    "your access has been restricted",
-)
 
 
 # -- request ---------------------------------------------------------------------------------
@@ -89,43 +70,28 @@ def headers(upstream: UpstreamRoute, user_agent: str) -> dict[str, str]:
 
 
 # -- response ----------------------------------------------------------------------------------
-def classify_augment_failure(
-    status: int, text: str, retry_after: str | None = None, blocked_s: float = 600.0
-) -> UpstreamFailure:
-    """An upstream error (HTTP status + body text, or an error text inside a 200 stream)."""
-    lowered = text.lower()
+def classify_augment_failure(status: int, text: str, retry_after: str | None = None) -> UpstreamFailure:
+    """An HTTP error answer (status + the start of its body): tokenpool/upstream/signals.py."""
     snippet = text.strip()[:200] or f"HTTP {status}"
-    for needle, reason in UNUSABLE_TEXTS:
-        if needle in lowered:
-            return UpstreamFailure("unhealthy", reason, snippet, status)
-    if status in (401, 403):
-        return UpstreamFailure("unhealthy", "Unauthorized", snippet, status)
-    if BLOCKED_TEXT in lowered:
-        return UpstreamFailure("cooldown", "Blocked", snippet, status, blocked_s)
-    if status == 429:
-        return UpstreamFailure("cooldown", "RateLimited", snippet, status, parse_retry_after(retry_after))
-    if status >= 500:
-        return UpstreamFailure("cooldown", "ServerError", snippet, status)
-    return UpstreamFailure("fail", "ClientError", snippet, status)
+    return UpstreamFailure.of(classify_http(status, text, retry_after), snippet)
 
 
-def stream_error_text(text: str) -> bool:
-    """Does the first text of a 200 stream announce an account problem instead of an answer?"""
-    lowered = text[:300].lower()
-    return lowered.startswith(BLOCKED_TEXT) or any(n in lowered for n in STREAM_NOTICES)
+class MalformedLine(ValueError):
+    """A line of the answer that is not a JSON object: the stream is broken, not an answer."""
 
 
 def parse_line(line: bytes) -> tuple[str, FinishReason | None, bool, list[Any] | None]:
-    """One NDJSON line → (text, finish_reason, end, nodes). Unknown/empty lines are ignored."""
+    """One NDJSON line → (text, finish_reason, end, nodes). Empty lines and unknown fields are
+    ignored; a line that is not a JSON object raises :class:`MalformedLine`."""
     line = line.strip()
     if not line:
         return "", None, False, None
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
-        return "", None, False, None
+        raise MalformedLine("not JSON") from None
     if not isinstance(obj, dict):
-        return "", None, False, None
+        raise MalformedLine("not a JSON object")
     text = obj.get("text") or ""
     if not isinstance(text, str):
         text = ""
@@ -179,10 +145,16 @@ def _count(value: Any) -> int:
 
 
 class AugmentProvider:
-    def __init__(self, session: aiohttp.ClientSession, user_agent: str, blocked_cooldown_s: float) -> None:
+    def __init__(self, session: aiohttp.ClientSession, user_agent: str) -> None:
         self.session = session
         self.user_agent = user_agent
-        self.blocked_cooldown_s = blocked_cooldown_s
+
+    def prepare(self, request: ChatRequest | MessagesRequest, model: ModelSpec) -> bytes:
+        if getattr(request, "n", None) not in (None, 1):
+            raise BadRequest(
+                "n must be 1: Augment answers with one choice", param="n", code="unsupported_parameter"
+            )
+        return orjson.dumps(build_chat_body(request, model))
 
     async def stream(
         self,
@@ -190,26 +162,39 @@ class AugmentProvider:
         request: ChatRequest | MessagesRequest,
         model: ModelSpec,
         request_id: str,
+        body: bytes,
     ) -> AsyncIterator[Piece]:
-        body = orjson.dumps(build_chat_body(request, model))
         url = upstream.endpoint + CHAT_PATH
         with transport_failures():
             async with self.session.post(url, data=body, headers=headers(upstream, self.user_agent)) as resp:
                 if resp.status != 200:
                     text = (await resp.content.read(4096)).decode("utf-8", "replace")
-                    raise classify_augment_failure(
-                        resp.status, text, resp.headers.get("Retry-After"), self.blocked_cooldown_s
-                    )
+                    raise classify_augment_failure(resp.status, text, resp.headers.get("Retry-After"))
                 ended = False
                 completed = False
+                held: Piece | None = None  # a first text shaped like an account notice
                 call_ids: list[str] = []
                 try:
                     async for line in resp.content:
                         if ended:
                             continue  # drain to EOF so the connection goes back to the pool
-                        text, finish, ended, nodes = parse_line(line)
-                        if not completed and text and stream_error_text(text):  # only the first text
-                            raise classify_augment_failure(200, text, None, self.blocked_cooldown_s)
+                        try:
+                            text, finish, ended, nodes = parse_line(line)
+                        except MalformedLine as exc:
+                            raise UpstreamFailure(
+                                "cooldown", "MalformedAnswer", f"upstream sent {exc}"
+                            ) from None
+                        if held is not None:  # a notice is the whole answer: see what follows
+                            if text or nodes:
+                                yield held  # more came: an answer that merely starts like a notice
+                                held = None
+                            else:
+                                if finish:
+                                    held = Piece(held.text, finish)
+                                continue
+                        elif not completed and text and nodes is None and notice_reason(text) is not None:
+                            held, completed = Piece(text, finish), True
+                            continue
                         if nodes is None:  # the common line: a piece of text
                             if text or ended:
                                 completed = True
@@ -227,6 +212,14 @@ class AugmentProvider:
                                 yield Piece(text, finish, tool_calls=calls)
                             else:
                                 yield Piece(text, finish, usage[0], usage[1], calls)
+                    if held is not None:  # the notice was the whole answer: a suspicion to confirm
+                        raise UpstreamFailure(
+                            "notice",
+                            notice_reason(held.text) or "Suspended",
+                            "an account notice in the answer",
+                            200,
+                            pieces=(Piece(held.text, held.finish_reason or "stop"),),
+                        )
                     if not ended:  # a body that just ends is still an answer
                         yield Piece("", "tool_calls" if call_ids else "stop")
                 except (GeneratorExit, asyncio.CancelledError):

@@ -15,13 +15,21 @@ from typing import Any, Literal, Protocol
 import aiohttp
 
 from tokenpool.contract.compiled import UpstreamRoute
+from tokenpool.upstream.signals import Signal, Verdict, parse_retry_after
 
 from ..messages_schema import MessagesRequest
 from ..schemas import ChatRequest
 from ..settings import ModelSpec
 
-# unhealthy: stop using the token; cooldown: rest it, then half-open; fail: not the token's fault.
-Verdict = Literal["unhealthy", "cooldown", "fail"]
+__all__ = [
+    "ChatProvider",
+    "Piece",
+    "ToolCall",
+    "UpstreamFailure",
+    "Verdict",
+    "parse_retry_after",
+    "transport_failures",
+]
 # OpenAI's finish reasons plus the two Anthropic ones that have no OpenAI twin; each client
 # dialect maps them onto its own words (openai_format.py, anthropic_format.py).
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "stop_sequence", "pause_turn"]
@@ -79,6 +87,7 @@ class UpstreamFailure(Exception):
         message: str,
         status: int | None = None,
         retry_after: float | None = None,
+        pieces: tuple[Piece, ...] = (),
     ) -> None:
         super().__init__(message)
         self.verdict = verdict
@@ -86,6 +95,12 @@ class UpstreamFailure(Exception):
         self.message = message
         self.status = status
         self.retry_after = retry_after
+        # A notice inside a 200 answer: the whole answer, relayed as such if no probe confirms it.
+        self.pieces = pieces
+
+    @classmethod
+    def of(cls, signal: Signal, message: str, retry_after: float | None = None) -> UpstreamFailure:
+        return cls(signal.verdict, signal.reason, message, signal.status, retry_after or signal.retry_after)
 
 
 class ChatProvider(Protocol):
@@ -93,24 +108,19 @@ class ChatProvider(Protocol):
     an Anthropic Messages request. A provider converts it (Augment) or forwards it (the
     pass-through providers, each only behind the route of its own dialect)."""
 
+    def prepare(self, request: ChatRequest | MessagesRequest, model: ModelSpec) -> bytes:
+        """The upstream request body, validated and converted before any token is leased
+        (raises :class:`~tokenpool_proxy.schemas.BadRequest`)."""
+        ...
+
     def stream(
         self,
         upstream: UpstreamRoute,
         request: ChatRequest | MessagesRequest,
         model: ModelSpec,
         request_id: str,
+        body: bytes,
     ) -> AsyncIterator[Piece]: ...
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds (the HTTP-date form is rare upstream and ignored: backoff applies)."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if 0 <= seconds <= 86400 else None
 
 
 @contextlib.contextmanager
@@ -118,8 +128,12 @@ def transport_failures() -> Iterator[None]:
     """aiohttp's transport errors as the pool's cool-down failures: the same for every provider."""
     try:
         yield
-    except TimeoutError:  # before ClientConnectionError: aiohttp's timeouts subclass both
+    except aiohttp.ServerTimeoutError:  # no byte for read_timeout_seconds, or no connection
         raise UpstreamFailure("cooldown", "Timeout", "upstream timed out") from None
+    except TimeoutError:  # the overall deadline of the call: long, not the account's fault
+        raise UpstreamFailure("reject", "DeadlineExceeded", "upstream deadline exceeded", 504) from None
+    except ValueError:  # aiohttp's "Chunk too big": a line longer than any answer line should be
+        raise UpstreamFailure("cooldown", "MalformedAnswer", "upstream sent an oversized line") from None
     except aiohttp.ClientPayloadError as exc:
         raise UpstreamFailure("cooldown", "ConnectError", f"upstream stream broke: {exc}") from None
     except aiohttp.ClientConnectionError as exc:

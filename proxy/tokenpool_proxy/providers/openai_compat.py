@@ -16,15 +16,18 @@ import aiohttp
 import orjson
 
 from tokenpool.contract.compiled import UpstreamRoute
+from tokenpool.upstream.signals import REJECTED_STATUSES
 
 from ..messages_schema import MessagesRequest
-from ..schemas import ChatRequest
+from ..schemas import BadRequest, ChatRequest
 from ..settings import ModelSpec
 from .base import FinishReason, Piece, ToolCall, UpstreamFailure, parse_retry_after, transport_failures
 
 
 def classify_openai_failure(status: int, text: str, retry_after: str | None) -> UpstreamFailure:
     snippet = text.strip()[:200] or f"HTTP {status}"
+    if status in REJECTED_STATUSES:  # this request is refused: the client's 4xx, no failover
+        return UpstreamFailure("reject", "RequestRejected", snippet, status)
     if status in (401, 403):
         return UpstreamFailure("unhealthy", "Unauthorized", snippet, status)
     if status == 429:
@@ -101,17 +104,25 @@ class OpenAIProvider:
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session = session
 
+    def prepare(self, request: ChatRequest | MessagesRequest, model: ModelSpec) -> bytes:
+        assert isinstance(request, ChatRequest)  # settings keep OpenAI models on /v1/chat/completions
+        if request.n not in (None, 1):  # one choice is relayed: n>1 would interleave several
+            raise BadRequest(
+                "n must be 1: the proxy relays one choice", param="n", code="unsupported_parameter"
+            )
+        payload = request.as_sent()
+        payload.update(model=model.upstream_model or model.id, stream=True)
+        payload["stream_options"] = {"include_usage": True}
+        return orjson.dumps(payload)
+
     async def stream(
         self,
         upstream: UpstreamRoute,
         request: ChatRequest | MessagesRequest,
         model: ModelSpec,
         request_id: str,
+        body: bytes,
     ) -> AsyncIterator[Piece]:
-        assert isinstance(request, ChatRequest)  # settings keep OpenAI models on /v1/chat/completions
-        payload = request.as_sent()
-        payload.update(model=model.upstream_model or model.id, stream=True)
-        payload["stream_options"] = {"include_usage": True}
         url = upstream.endpoint.rstrip("/") + "/chat/completions"
         hdrs = {
             "Authorization": f"Bearer {upstream.token}",
@@ -119,7 +130,7 @@ class OpenAIProvider:
             "x-request-id": request_id,
         }
         with transport_failures():
-            async with self.session.post(url, data=orjson.dumps(payload), headers=hdrs) as resp:
+            async with self.session.post(url, data=body, headers=hdrs) as resp:
                 if resp.status != 200:
                     text = (await resp.content.read(4096)).decode("utf-8", "replace")
                     raise classify_openai_failure(resp.status, text, resp.headers.get("Retry-After"))

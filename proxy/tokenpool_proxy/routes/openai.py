@@ -142,16 +142,21 @@ async def relay_chat(
     denied = svc.usage.check_limits(user)
     if denied is not None:
         raise ApiError(429, denied.message, "user_limit_exceeded", retry_after=denied.retry_after)
-    attempts = chat.Attempts(svc, user, body, model, log.get("request_id", ""), log)
     handed_off = False
     try:
+        provider = svc.providers.get(model.provider)
+        if provider is None:
+            raise ApiError(503, "the proxy is starting", "not_ready")
+        try:  # validated and converted before a token is leased: a bad request never holds a slot
+            prepared = provider.prepare(body, model)
+        except BadRequest as exc:
+            raise ApiError(400, exc.message, exc.code or "invalid_request", exc.param) from None
+        attempts = chat.Attempts(svc, user, body, model, log.get("request_id", ""), log, prepared)
         if body.stream:
             response = await unless_client_leaves(request, chat.stream(attempts, dialect))
             handed_off = True  # the stream releases the user's admission when it ends
             return response
         return await unless_client_leaves(request, chat.complete(attempts, dialect))
-    except BadRequest as exc:
-        raise ApiError(400, exc.message, exc.code or "invalid_request", exc.param) from None
     finally:
         if not handed_off:
             svc.usage.release(user)

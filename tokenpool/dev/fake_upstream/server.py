@@ -12,14 +12,18 @@ Control API (JSON), for tests and demos:
   ``eof`` — how the stream ends; ``stream_writes``: one write per line even without delay, for
   time-to-first-byte figures; ``preamble``: text said before tool calls; ``usage_node``: Augment
   reports token usage in a node; ``raw_lines``: the Augment answer, line by line, exactly as
-  given). Tool use follows one rule in every dialect (tool_script.py).
+  given; ``echo``: answer with the request's ``message``, as a model told to repeat it would).
+  Tool use follows one rule in every dialect (tool_script.py).
 * ``PUT /_control/tokens/{token}`` ``{fault, times, status, retry_after, after_chunks, ...}``:
   per-token behaviour; any answer field above may be overridden per token too. Faults:
   ``unauthorized`` (401 "Invalid token"), ``suspended`` (403 with the suspension text),
   ``suspended_in_stream`` / ``blocked`` (the text inside a 200 stream), ``rate_limited``
   (429 + Retry-After), ``server_error`` (``status``, default 503), ``hang`` (never answers),
-  ``drop`` (sends ``after_chunks`` lines, then cuts the connection). ``times``: how many requests
-  the fault applies to (absent: all). ``DELETE`` removes it.
+  ``drop`` (sends ``after_chunks`` lines, then cuts the connection), ``malformed`` (sends
+  ``after_chunks`` lines, then lines that are not JSON). ``times``: how many requests the fault
+  applies to (absent: all). ``DELETE`` removes it. The validity probe (``find-missing``) answers
+  the account faults as the account would (401 for ``unauthorized``, 403 with the notice for
+  ``suspended``, ``suspended_in_stream`` and ``blocked``) and succeeds otherwise.
 * ``GET /_control/requests`` (recorded requests: path, headers, body, token), ``DELETE`` clears.
 * ``GET /_control/stats``: per token ``{requests, in_flight, max_in_flight}``.
 * ``POST /_control/reset``: everything back to defaults.
@@ -157,8 +161,11 @@ async def chat_stream(request: web.Request) -> web.StreamResponse:
             stats.in_flight -= 1
 
     try:
+        spec = _fault(state, token)
+        if spec.get("echo"):
+            spec = {**spec, "text": body["message"]}
         resp = await _answer(
-            request, _fault(state, token), finish, augment_tools.tool_lines(state.config, body, state.call_id)
+            request, spec, finish, augment_tools.tool_lines(state.config, body, state.call_id)
         )
         if resp.status == 200:
             state.accounts.charge(token)
@@ -194,6 +201,8 @@ async def _answer(
         lines = tool_lines
     if spec["raw_lines"] is not None:
         lines = [line.encode() + b"\n" for line in spec["raw_lines"]]
+    if fault == "malformed":
+        lines = lines[: int(spec.get("after_chunks", 1))] + [b"<html>502 Bad Gateway</html>\n"] * 2
     if spec["usage_node"]:  # before the stop line
         usage = {"input_tokens": AUGMENT_USAGE[0], "output_tokens": AUGMENT_USAGE[1]}
         node = {"id": 99, "type": 10, "content": "", "token_usage": usage}
@@ -222,8 +231,15 @@ async def _answer(
 async def simple_probe(request: web.Request) -> web.Response:
     state: State = request.app["state"]
     token = request.headers.get("authorization", "")[7:]
-    if state.tokens.get(token, {}).get("fault") == "unauthorized":
+    if state.record:
+        state.requests.append({"path": request.path, "headers": {}, "body": {}, "token": token})
+    fault = state.tokens.get(token, {}).get("fault")
+    if fault == "unauthorized":
         return web.Response(status=401, text="Invalid token")
+    if fault in ("suspended", "suspended_in_stream"):
+        return web.Response(status=403, text=SUSPENDED_TEXT)
+    if fault == "blocked":
+        return web.Response(status=403, text=BLOCKED_TEXT)
     return web.json_response({"unknown_memory_names": [], "nonindexed_blob_names": []})
 
 
