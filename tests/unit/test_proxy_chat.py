@@ -431,6 +431,39 @@ async def test_client_leaving_while_the_upstream_is_silent_frees_everything(
         with pytest.raises(httpx.ReadTimeout):
             await waiting  # the client gives up and closes its connection
     await async_wait_for(lambda: _free(proxy, fake_upstream), timeout=5, what="slot and upstream freed")
+    assert proxy.svc.usage.upstream_counter("t0").count == 1  # the attempt is counted all the same
+    assert proxy.svc.metrics.attempts.labels("t0", "ClientClosed")._value.get() == 1
+
+
+async def test_client_leaving_mid_stream_is_counted(inprocess_proxy, fake_upstream):
+    fake_upstream.configure(chunks=4, delay_ms=3_000)
+    proxy = await pool(inprocess_proxy, fake_upstream, n=1)
+    url = await proxy.serve()
+    async with httpx.AsyncClient(base_url=url) as client:
+        body = {"model": "augment-chat", "messages": MSGS, "stream": True}
+        async with client.stream(
+            "POST", "/v1/chat/completions", headers={"Authorization": f"Bearer {PT}"}, json=body
+        ) as resp:
+            async for line in resp.aiter_lines():
+                if line.startswith("data:"):
+                    break  # the first chunk arrived: leave
+    await async_wait_for(lambda: _free(proxy, fake_upstream), timeout=5, what="slot and upstream freed")
+    assert proxy.svc.usage.upstream_counter("t0").count == 1
+    assert proxy.svc.metrics.attempts.labels("t0", "ClientClosed")._value.get() == 1
+
+
+async def test_every_upstream_call_has_an_overall_deadline(inprocess_proxy, fake_upstream):
+    """A slow but never silent answer (a line every 0.3 s, below the idle gap) ends at the
+    deadline: 504, not retried elsewhere, and no verdict on the token."""
+    fake_upstream.configure(chunks=20, delay_ms=300)
+    proxy = await pool(
+        inprocess_proxy, fake_upstream, n=2, read_timeout_seconds=2, upstream_deadline_seconds=1
+    )
+    with pytest.raises(openai.APIStatusError) as info:
+        await sdk(proxy).chat.completions.create(model="augment-chat", messages=MSGS)
+    assert info.value.status_code == 504 and info.value.body["code"] == "upstream_deadline_exceeded"
+    assert sum(s["requests"] for s in fake_upstream.stats().values()) == 1
+    assert all(proxy.svc.health.routable(r) for r in proxy.svc.index.upstreams())
 
 
 async def _upstream_busy(fake):
