@@ -139,7 +139,7 @@ CHECK: Schema = _obj(
         "lastAt": _str(max_length=64),
         "lastResult": _str(max_length=128),
         "failures": _int(desc="Failed checks in a row (the backoff grows with them)."),
-        "request": _str(max_length=253, desc="The last tokenpool.io/check-requested value handled."),
+        "request": _str(max_length=253, desc="The last tokenpool.io/check-now value handled."),
     },
     desc="The operator's re-checks of an unhealthy token (written by the operator).",
     ext={"x-kubernetes-preserve-unknown-fields": True},

@@ -151,6 +151,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     rec.queue.start()
     memo.liveness = await liveness.serve(rec.queue, memo.settings.liveness_host, memo.settings.liveness_port)
     memo.resync = asyncio.create_task(_resync(rec, memo.settings.namespaces, memo.settings.resync_seconds))
+    memo.checks = asyncio.create_task(rec.checker.run(), name="tokenpool-health-checks")
 
 
 async def _resync(rec: Reconciler, namespaces: list[str], every: float) -> None:
@@ -169,6 +170,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if rec is None:
         return
     memo.resync.cancel()
+    memo.checks.cancel()
+    await rec.checker.stop()
     await memo.liveness.cleanup()
     await rec.queue.stop()
     await rec.kube.close()

@@ -22,6 +22,14 @@ class OperatorSettings(BaseSettings):
     # Safety net: every object is re-reconciled this often even if no event arrived.
     resync_seconds: float = Field(default=300.0, gt=0)
     workers: int = Field(default=4, ge=1, le=64)
+    # Health checks of Unhealthy tokens: first after CHECK_BASE_SECONDS, doubling after each failed
+    # check up to CHECK_MAX_SECONDS (±20% jitter); at most CHECK_CONCURRENCY probes at once.
+    check_base_seconds: float = Field(default=60.0, gt=0)
+    check_max_seconds: float = Field(default=3600.0, gt=0)
+    check_concurrency: int = Field(default=4, ge=1, le=64)
+    check_timeout_seconds: float = Field(default=15.0, gt=0)
+    # User-Agent of the probes (Augment answers IDE extensions).
+    check_user_agent: str = "Augment.vscode-augment/0.482.1 (linux; x64; 6.8.0) vscode/1.95.3"
 
     @model_validator(mode="before")
     @classmethod

@@ -17,6 +17,8 @@ from tokenpool.kube.client import KubeClient, KubeError, core_path
 from tokenpool_operator import allocations as alloc_mod
 from tokenpool_operator import upstreams, users
 from tokenpool_operator.cache import Cache
+from tokenpool_operator.check_plan import CheckPolicy
+from tokenpool_operator.checker import HealthChecker
 from tokenpool_operator.conditions import Cond, find, merge, now_rfc3339, ready
 from tokenpool_operator.reconcile_metrics import OperatorMetrics
 from tokenpool_operator.settings import OperatorSettings
@@ -45,6 +47,15 @@ class Reconciler:
             priority=lambda key: PRIORITY[key[0]],  # type: ignore[index]
             metrics=self.metrics,
             kind=lambda key: key[0],  # type: ignore[index]
+        )
+        self.checker = HealthChecker(
+            kube,
+            self.writer,
+            cache.tokens,
+            CheckPolicy(settings.check_base_seconds, settings.check_max_seconds),
+            settings.check_concurrency,
+            settings.check_timeout_seconds,
+            settings.check_user_agent,
         )
 
     async def _dispatch(self, key: Hashable) -> None:
@@ -81,6 +92,7 @@ class Reconciler:
             fingerprint = meta.get("generation")
         else:
             self.state.put_token(ns, token_view(body, self.state.eligible.get((ns, name))))
+            self.checker.observe(body)
             fingerprint = (
                 meta.get("generation"),
                 dict(meta.get("labels") or {}),
@@ -109,6 +121,7 @@ class Reconciler:
         else:
             self.cache.drop_token(ns, name)
             self.state.drop_token(ns, name)
+            self.checker.forget(ns, name)
             self.writer.drop_status(c.PLURAL_UPSTREAM, ns, name)
             self.token(ns, name)  # deletes its route
             self.token_users(ns, name)

@@ -76,6 +76,10 @@ class Writer:
         self._owned[key] = obj
         return True
 
+    def compiled(self, plural: str, ns: str, name: str) -> Body | None:
+        """An owned object as last written or seen (e.g. the route a health check uses)."""
+        return self._owned.get((plural, ns, name))
+
     def forget(self, plural: str, ns: str, name: str) -> None:
         self._owned.pop((plural, ns, name), None)
 

@@ -110,6 +110,29 @@ def tokens_list(kubeconfig: Kubeconfig = None, context: Context = None, namespac
     typer.echo(tables.table(rows) if rows else f"No UpstreamTokens in namespace {where.namespace}.")
 
 
+@tokens_app.command("check")
+def tokens_check(
+    name: Annotated[str, typer.Argument(help="UpstreamToken name.")],
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for the operator's check.")
+    ] = 60.0,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Have the operator check a token now; a passed check puts an Unhealthy token back in traffic."""
+    from tokenpool.cli import operations
+
+    target = _target(kubeconfig, context, namespace)
+    request = _run(target, operations.request_check, name)
+    typer.echo(f"asked the operator to check {name}; waiting ...", err=True)
+    check = _run(target, operations.wait_check, name, request, timeout)
+    result = check.get("lastResult") or "?"
+    typer.echo(f"{name}: {result}" + (f" (next check {check['nextAt']})" if check.get("nextAt") else ""))
+    if result != "Healthy":
+        raise typer.Exit(1)
+
+
 def _parse_selector(selector: str) -> dict[str, str]:
     pairs = {}
     for part in filter(None, (p.strip() for p in selector.split(","))):

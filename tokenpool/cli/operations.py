@@ -224,3 +224,31 @@ async def wait_allocation(target: Target, name: str, within_s: float) -> Verdict
 
 def _alloc_name(user: str) -> str:
     return f"{user}-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}"
+
+
+async def request_check(target: Target, name: str) -> str:
+    """Ask the operator to check an UpstreamToken now; returns the request's value."""
+    await _get(target, contract.PLURAL_UPSTREAM, name)
+    value = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    patch = {"metadata": {"annotations": {contract.ANNOTATION_CHECK_NOW: value}}}
+    try:
+        await target.kube.merge_patch(cr_path(target.namespace, contract.PLURAL_UPSTREAM, name), patch)
+    except KubeError as exc:
+        raise explain(exc, f"UpstreamToken {target.namespace}/{name}") from exc
+    return value
+
+
+async def wait_check(target: Target, name: str, request: str, within_s: float) -> dict[str, Any]:
+    """The token's ``status.check`` once the operator handled ``request``."""
+    deadline = time.monotonic() + within_s
+    while True:
+        token = await _get(target, contract.PLURAL_UPSTREAM, name)
+        check = (token.get("status") or {}).get("check") or {}
+        if check.get("request") == request:
+            return dict(check)
+        if time.monotonic() > deadline:
+            raise AdminError(
+                f"the operator did not check {name!r} within {within_s:g}s: "
+                f"is the operator running in namespace {target.namespace!r}?"
+            )
+        await asyncio.sleep(0.2)

@@ -50,7 +50,9 @@ ANNOTATION_CONTENT_HASH = "tokenpool.io/content-hash"
 ANNOTATION_ROTATE_PERSONAL_TOKEN = "tokenpool.io/rotate-personal-token"  # noqa: S105 (a name)
 ANNOTATION_ROTATED_FOR = "tokenpool.io/rotated-for"
 # On an UpstreamToken: set to a new value (a timestamp) to ask for a health check of the token now
-# instead of at its next scheduled probe (the console's "check now" sets it).
+# instead of at its next scheduled probe (the console's "check now" and `tokenpool tokens check`
+# set it). The operator records the value it handled in status.check.request; a passed check
+# clears an Unhealthy verdict.
 ANNOTATION_CHECK_NOW = "tokenpool.io/check-now"
 
 USER_ROUTE_KEY = "route.json"

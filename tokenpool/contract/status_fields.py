@@ -30,7 +30,7 @@ Shapes (camelCase on the wire)::
       nextAt, lastAt: RFC 3339 UTC                          # scheduled checks of Unhealthy tokens
       lastResult: Healthy | a category (Unauthorized, ...)
       failures: int                                         # failed checks in a row (the backoff)
-      request: the value of the tokenpool.io/check-requested annotation last handled
+      request: the value of the tokenpool.io/check-now annotation last handled
 
 ``today`` and ``todayByUpstream`` belong to ``today.date``: a reader on a later UTC day treats
 them as zero (nothing was written since midnight).
