@@ -111,7 +111,9 @@ def serve_proxy(fake_url: str, port: int) -> None:
 
     from tests.support.proxy_routes import upstream_route, user_route
 
-    settings = ProxySettings(host="127.0.0.1", port=port)
+    settings = ProxySettings(
+        host="127.0.0.1", port=port, ops_port=0
+    )  # one port: the bench measures the relay
     configure_logging(settings)
     index = RouteIndex()
     # maxConcurrency high: the benchmark measures the relay, not the per-token cap.

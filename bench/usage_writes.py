@@ -119,8 +119,9 @@ def main() -> None:
         for p in procs:
             p.wait_ready()
         urls = [p.url for p in procs]
+        ops = [p.ops_url for p in procs]  # /metrics is on the operations port
 
-        writes_before = sum(metric(u, "tokenpool_proxy_status_writes_total") for u in urls)
+        writes_before = sum(metric(u, "tokenpool_proxy_status_writes_total") for u in ops)
         window_start = time.monotonic()
         # 8 connections per replica, each waiting between requests so the sum of rates is about
         # ``--rate``: the period minus the answer's own latency (estimated; the achieved rate is
@@ -129,14 +130,14 @@ def main() -> None:
         script = wrk_script(logs / "chat.lua", pt, delay_ms)
         ok, failed, elapsed = paced_load(urls, script, args.rate, args.seconds)
         wait_for(
-            lambda: all(metric(u, "tokenpool_proxy_usage_unflushed_requests") == 0 for u in urls),
+            lambda: all(metric(u, "tokenpool_proxy_usage_unflushed_requests") == 0 for u in ops),
             timeout=args.interval * 3,
             what="the last periodic flush",
         )
         window = time.monotonic() - window_start
-        writes = sum(metric(u, "tokenpool_proxy_status_writes_total") for u in urls) - writes_before
-        conflicts = sum(metric(u, "tokenpool_proxy_status_conflicts_total") for u in urls)
-        counted = sum(metric(u, 'tokenpool_proxy_usage_records_total{outcome="success"}') for u in urls)
+        writes = sum(metric(u, "tokenpool_proxy_status_writes_total") for u in ops) - writes_before
+        conflicts = sum(metric(u, "tokenpool_proxy_status_conflicts_total") for u in ops)
+        counted = sum(metric(u, 'tokenpool_proxy_usage_records_total{outcome="success"}') for u in ops)
         total = objects.usage(KIND_USER, "alice").total.requests
         by_token = sum(objects.usage(KIND_UPSTREAM, t).total.requests for t in TOKENS)
         changed_objects = 1 + len(TOKENS)

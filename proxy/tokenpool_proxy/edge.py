@@ -25,6 +25,9 @@ from .settings import ProxySettings
 
 access_logger = logging.getLogger("tokenpool.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Served on the operations port only (when one is configured): not for clients, not behind an Ingress.
+OPS_PATHS = frozenset({"/metrics", "/healthz", "/readyz", "/openapi.json"})
+_NOT_FOUND = b'{"error":"not found"}'
 _CORS = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS"),
@@ -93,6 +96,15 @@ class Edge:
         # (method, path) → a route served directly (routes/openai.py FastRoute.serve).
         self.fast_routes = fast_routes or {}
         self.write_access = access_writer(svc.settings)
+        self.ops_port = svc.settings.ops_port
+
+    def _misplaced(self, scope: Scope) -> bool:
+        """An operations path on the public port, or anything else on the operations port."""
+        if not self.ops_port:
+            return False
+        server = scope.get("server")
+        on_ops = server is not None and server[1] == self.ops_port
+        return on_ops != (scope["path"] in OPS_PATHS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -128,6 +140,15 @@ class Edge:
             if scope["method"] == "OPTIONS":
                 await send_wrapper({"type": "http.response.start", "status": 204, "headers": []})
                 await send({"type": "http.response.body", "body": b""})
+            elif self._misplaced(scope):
+                await send_wrapper(
+                    {
+                        "type": "http.response.start",
+                        "status": 404,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": _NOT_FOUND})
             elif (_content_length(scope) or 0) > limit:
                 await too_large_response(scope["path"], limit)(scope, receive, send_wrapper)
             elif (fast := self.fast_routes.get((scope["method"], scope["path"]))) is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import socket
 import sys
 from typing import Any
 
@@ -59,7 +60,7 @@ def serve(app: FastAPI, settings: ProxySettings) -> None:
     # Everything built so far (modules, the app) lives as long as the process: keep it out of the
     # garbage collector's scans, which otherwise walk it again on every full collection.
     gc.freeze()
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -70,3 +71,18 @@ def serve(app: FastAPI, settings: ProxySettings) -> None:
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
+    # One server, two listening sockets: the public port and the operations port. The edge
+    # tells them apart by the connection's local port (edge.py).
+    sockets = [_listen(settings.host, settings.port)]
+    if settings.ops_port:
+        sockets.append(_listen(settings.host, settings.ops_port))
+    uvicorn.Server(config).run(sockets=sockets)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock

@@ -48,6 +48,9 @@ class ProxySettings(BaseSettings):
     namespace: str = "default"
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=0, le=65535)
+    # /metrics, /healthz, /readyz and /openapi.json are served on this port only, never on the
+    # public one (0: on the public port too, for a proxy without a separate operations port).
+    ops_port: int = Field(default=9090, ge=0, le=65535)
     # JSON list of ModelSpec objects, e.g. '[{"id":"gpt-4o-mini","provider":"OpenAI"}]': the
     # models of the OpenAI API (Augment or OpenAI), and of the Anthropic API (Augment or Anthropic).
     models: tuple[ModelSpec, ...] = DEFAULT_MODELS

@@ -72,8 +72,9 @@ def test_proxy_defaults_two_replicas_probes_pdb_and_service(default_render: list
     assert px["spec"]["replicas"] == 2
     c = container(px)
     assert c["args"] == ["proxy"]
-    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ops"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "ops"}
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"http": 8080, "ops": 9090}
     selector = px["spec"]["selector"]["matchLabels"]
     assert one(default_render, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"] == selector
     svc = one(default_render, "Service", "proxy")
@@ -110,6 +111,11 @@ def test_all_features_render_every_optional_object(all_features_render: list[Man
     sm = one(all_features_render, "ServiceMonitor")
     assert sm["metadata"]["labels"]["release"] == "prometheus"
     assert sm["spec"]["endpoints"][0]["path"] == "/metrics"
+    # Metrics are scraped on the operations port; the Ingress routes only to the public one.
+    assert sm["spec"]["endpoints"][0]["port"] == "metrics"
+    svc_ports = {p["name"]: p["targetPort"] for p in one(all_features_render, "Service")["spec"]["ports"]}
+    assert svc_ports == {"http": "http", "metrics": "ops"}
+    assert ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"] == {"name": "http"}
     pm = one(all_features_render, "PodMonitor")  # the operator: no Service, metrics on its health port
     assert pm["metadata"]["labels"]["release"] == "prometheus"
     assert pm["spec"]["podMetricsEndpoints"] == [{"port": "health", "path": "/metrics", "interval": "15s"}]
@@ -131,9 +137,14 @@ def test_all_features_render_every_optional_object(all_features_render: list[Man
 
 def test_proxy_network_policy_admits_only_the_proxy_port(all_features_render: list[Manifest]) -> None:
     px = one(all_features_render, "NetworkPolicy", "proxy")
-    [rule] = px["spec"]["ingress"]
+    rule, metrics = px["spec"]["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
     assert len(rule["from"]) == 2
+    # The operations port only for the scrapers (its ServiceMonitor is on in these values).
+    assert metrics["ports"] == [{"protocol": "TCP", "port": 9090}]
+    assert metrics["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
     egress_ports = {p["port"] for r in px["spec"]["egress"] for p in r["ports"]}
     assert egress_ports == {53, 443, 6443}
     op = one(all_features_render, "NetworkPolicy", "operator")

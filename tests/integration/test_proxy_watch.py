@@ -116,11 +116,11 @@ def test_not_ready_while_the_api_server_cannot_be_reached(namespace, proxy_proce
     path = tmp_path / "unreachable.kubeconfig"
     path.write_text(yaml.safe_dump(config))
     proxy = proxy_process(namespace, wait=False, kubeconfig=str(path), watch_retry_seconds=0.2)
-    wait_for(lambda: _code(f"{proxy.url}/healthz") == 200, timeout=20, what="proxy alive")
-    assert _code(f"{proxy.url}/readyz") == 503
+    wait_for(lambda: _code(f"{proxy.ops_url}/healthz") == 200, timeout=20, what="proxy alive")
+    assert _code(f"{proxy.ops_url}/readyz") == 503
     assert httpx.get(f"{proxy.url}/health").json()["status"] == "starting"
     wait_for(lambda: "serving the last known routes" in proxy.log(), timeout=10)
-    assert _code(f"{proxy.url}/readyz") == 503
+    assert _code(f"{proxy.ops_url}/readyz") == 503
 
 
 def _code(url: str) -> int:

@@ -70,7 +70,7 @@ def usage_pool(
 
 
 def _gauge(proxy: ProxyProcess, series: str) -> float:
-    text = httpx.get(f"{proxy.url}/metrics", timeout=5).text
+    text = httpx.get(f"{proxy.ops_url}/metrics", timeout=5).text
     match = re.search(rf"^{re.escape(series)} (\S+)$", text, re.MULTILINE)
     assert match, f"{series} not in /metrics"
     return float(match.group(1))

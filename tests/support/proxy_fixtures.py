@@ -5,7 +5,8 @@
   ``.requests()``, ``.stats()``.
 * ``proxy_process(namespace, **env)``: a real ``.venv/bin/tokenpool proxy`` with
   ``KUBECONFIG=control_plane.kubeconfig``, started and waited for until ``/readyz`` answers 200:
-  ``.url``, ``.log()``, ``.stop()``. ``env`` keys are TOKENPOOL_PROXY_* settings without the
+  ``.url`` (the public port), ``.ops_url`` (operations: /metrics, /healthz, /readyz),
+  ``.log()``, ``.stop()``, ``.restart()``. ``env`` keys are TOKENPOOL_PROXY_* settings without the
   prefix (``slot_wait_seconds=0.5``).
 * ``routes_in_cluster(namespace)``: writes compiled routes as the operator would.
 """
@@ -111,24 +112,39 @@ class ProxyProcess:
     def __init__(self, namespace: str, kubeconfig: str, log_dir: Path, env: dict[str, Any]) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.ops_port = free_port()
+        self.ops_url = f"http://127.0.0.1:{self.ops_port}"
+        self.log_path = log_dir / f"proxy-{self.port}.log"
         full_env = {
             **os.environ,
             "KUBECONFIG": kubeconfig,
             "TOKENPOOL_PROXY_NAMESPACE": namespace,
             "TOKENPOOL_PROXY_HOST": "127.0.0.1",
             "TOKENPOOL_PROXY_PORT": str(self.port),
+            "TOKENPOOL_PROXY_OPS_PORT": str(self.ops_port),
             **{f"TOKENPOOL_PROXY_{k.upper()}": str(v) for k, v in env.items()},
         }
+        self._env = full_env
+        self.start()
+
+    def start(self) -> None:
         self.process = ManagedProcess(
-            "tokenpool-proxy", [str(TOKENPOOL_BIN), "proxy"], log_dir / f"proxy-{self.port}.log", env=full_env
+            "tokenpool-proxy", [str(TOKENPOOL_BIN), "proxy"], self.log_path, env=self._env
         )
         register_cleanup(self.process.stop)
+
+    def restart(self, wait: bool = True) -> None:
+        """Stop (SIGTERM, graceful) and start again on the same ports."""
+        self.stop()
+        self.start()
+        if wait:
+            self.wait_ready()
 
     def wait_ready(self, timeout: float = 20.0) -> None:
         def ready() -> bool:
             if not self.process.alive():
                 raise RuntimeError(f"proxy exited:\n{self.log()}")
-            return _answers(f"{self.url}/readyz")
+            return _answers(f"{self.ops_url}/readyz")
 
         wait_for(ready, timeout=timeout, what="proxy /readyz")
 
@@ -218,7 +234,7 @@ async def inprocess_proxy() -> AsyncIterator[Callable[..., Awaitable[InProcessPr
         index = RouteIndex()
         index.replace_upstreams([(f"up-{u.name}", u) for u in upstreams])
         index.replace_users([(f"user-{u.user}", u) for u in users])
-        app = create_app(ProxySettings(**settings), index=index)
+        app = create_app(ProxySettings(**{"ops_port": 0, **settings}), index=index)
         await stack.enter_async_context(app.router.lifespan_context(app))
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://proxy", timeout=30

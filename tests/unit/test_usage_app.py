@@ -57,7 +57,7 @@ def _index(limits: Limits) -> RouteIndex:
 
 
 def _app(limits: Limits | None = None, **settings: object) -> FastAPI:
-    return create_app(ProxySettings(**settings), index=_index(limits or Limits()))  # type: ignore[arg-type]
+    return create_app(ProxySettings(**{"ops_port": 0, **settings}), index=_index(limits or Limits()))  # type: ignore[arg-type]
 
 
 @pytest.fixture

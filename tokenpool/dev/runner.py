@@ -84,6 +84,7 @@ def start_servers(session: DevSession, kubeconfig_path: str) -> None:
             "TOKENPOOL_PROXY_NAMESPACE": session.namespace,
             "TOKENPOOL_PROXY_HOST": "127.0.0.1",
             "TOKENPOOL_PROXY_PORT": str(session.port),
+            "TOKENPOOL_PROXY_OPS_PORT": str(session.ops_port),
             "TOKENPOOL_PROXY_LOG_FORMAT": "text",
         },
     )
@@ -214,7 +215,8 @@ def _install_and_wait(
     url = f"http://127.0.0.1:{session.port}"
     echo(f"waiting until {url} serves the demo users ...")
     children, timeout = session.children, session.timeout
-    wait_until("the proxy's /readyz", lambda: http_json(url + "/readyz")[0] == 200, timeout, children)
+    ready = f"http://127.0.0.1:{session.ops_port}/readyz"
+    wait_until("the proxy's /readyz", lambda: http_json(ready)[0] == 200, timeout, children)
     tokens = [(name, role, wait_user(session, kube, url, name)) for name, role in users]
     console = f"http://127.0.0.1:{session.console_port}"
     wait_until("the console's /readyz", lambda: http_json(console + "/readyz")[0] == 200, timeout, children)

@@ -92,6 +92,7 @@ class DevSession:
         self.namespace = namespace
         self.port = port
         self.console_port = 0
+        self.ops_port = free_port()  # the proxy's /metrics, /healthz, /readyz
         self.timeout = timeout
         self.children: list[ManagedProcess] = []
         self.plane: ControlPlane | None = None
