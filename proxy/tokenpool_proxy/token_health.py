@@ -139,18 +139,20 @@ class HealthBook:
         return seconds
 
     # -- verdicts learnt from status.health (other replicas, earlier runs, the operator) -------
-    def adopt_unhealthy(self, name: str, reason: str, failures: int) -> None:
+    def adopt_unhealthy(self, name: str, reason: str, failures: int, last_error: str = "") -> None:
         s = self.get(name)
         s.unhealthy_reason = reason
-        s.last_error = s.last_error or reason
+        s.last_error = last_error or reason
         s.consecutive_failures = max(s.consecutive_failures, failures)
 
-    def adopt_cooldown(self, name: str, reason: str, seconds: float, failures: int) -> None:
+    def adopt_cooldown(
+        self, name: str, reason: str, seconds: float, failures: int, last_error: str = ""
+    ) -> None:
         """Rest until ``seconds`` from now at least, and count ``failures`` for the next backoff."""
         s = self.get(name)
         s.cooldown_until = max(s.cooldown_until, self.clock() + seconds)
         s.cooldown_reason = reason
-        s.last_error = s.last_error or reason
+        s.last_error = last_error or reason
         s.consecutive_failures = max(s.consecutive_failures, failures)
 
     def adopt_failures(self, name: str, failures: int) -> None:

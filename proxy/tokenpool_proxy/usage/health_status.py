@@ -44,9 +44,11 @@ class BalancerHealth(Protocol):
 
     def snapshot(self) -> dict[str, dict[str, Any]]: ...
 
-    def adopt_unhealthy(self, name: str, reason: str, failures: int) -> None: ...
+    def adopt_unhealthy(self, name: str, reason: str, failures: int, last_error: str = "") -> None: ...
 
-    def adopt_cooldown(self, name: str, reason: str, seconds: float, failures: int) -> None: ...
+    def adopt_cooldown(
+        self, name: str, reason: str, seconds: float, failures: int, last_error: str = ""
+    ) -> None: ...
 
     def adopt_failures(self, name: str, failures: int) -> None: ...
 
@@ -102,9 +104,21 @@ def same(a: Health | None, b: Health | None) -> bool:
 
 
 def _predates_clearing(doc: Health, current: Health) -> bool:
-    """Is ``doc``'s failure older than the check that cleared ``current``?"""
+    """Is ``doc``'s failure older than the check that cleared ``current``? (Both in whole
+    seconds: a failure in the same second as the clearing is kept, the safe side.)"""
     cleared, failed = _ts(current.cleared_at), _ts(doc.last_error_at)
-    return cleared is not None and failed is not None and failed <= cleared
+    return cleared is not None and failed is not None and failed < cleared
+
+
+def _expired(doc: Health, known: Health | None) -> bool:
+    """A cool-down that simply ran out is not news: nothing was learnt about the account (a
+    success or a failure since would have changed the failure count)."""
+    return (
+        known is not None
+        and known.state == "CoolingDown"
+        and doc.state == "Healthy"
+        and doc.consecutive_failures == known.consecutive_failures > 0
+    )
 
 
 def merge_health(current: Health | None, local: Health, now: datetime | None = None) -> Health:
@@ -161,7 +175,7 @@ class HealthSync:
         out = {}
         for name, doc in self.current().items():
             known = self._known.get(name)
-            if same(doc, known):
+            if same(doc, known) or _expired(doc, known):
                 continue
             failed = doc.consecutive_failures > (known.consecutive_failures if known else 0)
             if (failed or doc.state != "Healthy") and not doc.last_error_at:
@@ -201,13 +215,13 @@ class HealthSync:
         failures = doc.consecutive_failures
         if doc.state == "Unhealthy":
             if mine is None or mine.state != "Unhealthy":
-                self._balancer.adopt_unhealthy(name, doc.reason, failures)
+                self._balancer.adopt_unhealthy(name, doc.reason, failures, doc.last_error)
             return
         until = _ts(doc.cooldown_until)
         remaining = (until - now).total_seconds() if until is not None else 0.0
         mine_until = _ts(mine.cooldown_until) if mine is not None else None
         later = mine_until is None or until is None or (until - mine_until).total_seconds() > _SAME_INSTANT_S
-        if remaining > _SAME_INSTANT_S and later and (mine is None or mine.state != "Unhealthy"):
-            self._balancer.adopt_cooldown(name, doc.reason, remaining, failures)
+        if remaining > 0 and later and (mine is None or mine.state != "Unhealthy"):
+            self._balancer.adopt_cooldown(name, doc.reason, remaining, failures, doc.last_error)
         elif failures:
             self._balancer.adopt_failures(name, failures)  # rest over, no success yet: half-open
