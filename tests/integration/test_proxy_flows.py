@@ -88,7 +88,8 @@ def test_openai_sdk_stream_and_non_stream(stack, pool, fake_upstream):
     assert sent["token"] == "cred-t1-" + "0" * 40 and sent["body"]["user_guidelines"] == "Be brief."
 
 
-@pytest.mark.parametrize("fault", ["unauthorized", "server_error", "blocked", "drop"])
+# Notices ("blocked") are never failed over: tests/integration/test_fault_loop.py covers them.
+@pytest.mark.parametrize("fault", ["unauthorized", "server_error", "drop", "malformed"])
 def test_failover_with_one_of_three_tokens_failing(stack, pool, fake_upstream, fault):
     pt = make_pool(pool, fake_upstream)
     wait_for(lambda: served(stack, pt, 3), timeout=10, what="proxy serves the new user")
