@@ -2,14 +2,14 @@
 
 Real etcd + kube-apiserver and a real ``tokenpool operator`` process. The objects are created
 first with the operator stopped (the "operator restart on a full cluster" case), then the
-operator is started and timed until every user has its route ConfigMap and personal-token
+operator is started and timed until every user has its route Secret and personal-token
 Secret, every token its compiled Secret, and every allocation its granted tokens. Then a burst of
 new users is created with the operator running (the incremental case), and finally the operator
 is restarted on the converged cluster (it must re-check everything and rewrite nothing).
 
 Baseline measured in the same run: the raw rate at which this API server accepts ConfigMap
 creations from one client at the operator's concurrency. The ratio says how close the operator
-(about 5 writes per new user: Secret, Event, ConfigMap, two status patches) comes to the API
+(about 5 writes per new user: two Secrets, Event, two status patches) comes to the API
 server's own write speed.
 
     .venv/bin/python -m bench.bench_operator [--users 1000] [--tokens 100] [--workers 4]
@@ -117,7 +117,7 @@ def cpu_seconds(op: OperatorProcess) -> float:
 
 async def count_converged(kube: KubeClient, ns: str) -> tuple[int, int, int]:
     """(user routes, upstream routes, allocations with granted tokens) in the namespace."""
-    routes = await kube.get(core_path(ns, "configmaps") + f"?labelSelector={c.LABEL_ROUTE}%3D{c.ROUTE_USER}")
+    routes = await kube.get(core_path(ns, "secrets") + f"?labelSelector={c.LABEL_ROUTE}%3D{c.ROUTE_USER}")
     ups = await kube.get(core_path(ns, "secrets") + f"?labelSelector={c.LABEL_ROUTE}%3D{c.ROUTE_UPSTREAM}")
     allocs = await kube.get(cr_path(ns, c.PLURAL_ALLOCATION))
     granted = sum(1 for a in (allocs or {}).get("items", []) if (a.get("status") or {}).get("tokens"))
@@ -192,7 +192,7 @@ async def measure(args: argparse.Namespace, plane: ControlPlane, holder: list[Op
 async def route_versions(kube: KubeClient, ns: str) -> dict[str, str]:
     """resourceVersion of every compiled object (user routes and upstream routes)."""
     out = {}
-    for plural in ("configmaps", "secrets"):
+    for plural in ("secrets",):
         page = await kube.get(core_path(ns, plural) + f"?labelSelector={c.LABEL_MANAGED_BY}%3D{c.MANAGED_BY}")
         for item in (page or {}).get("items", []):
             out[f"{plural}/{item['metadata']['name']}"] = item["metadata"]["resourceVersion"]
