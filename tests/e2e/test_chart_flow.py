@@ -107,11 +107,12 @@ def test_full_flow_as_the_chart_service_accounts(
     assert [r["token"] for r in fake_upstream.requests()] == [GOOD_CREDENTIAL]
 
     # Usage lands in the status of the user and of the upstream token (patched by the proxy SA).
+    # One chat: exactly one request on each (a double count would show 2).
     wait_for(
-        lambda: _requests_in_status(pool, contract.KIND_USER, "alice") >= 1, timeout=30, what="usage on alice"
+        lambda: _requests_in_status(pool, contract.KIND_USER, "alice") == 1, timeout=30, what="usage on alice"
     )
     wait_for(
-        lambda: _requests_in_status(pool, contract.KIND_UPSTREAM, "aug-1") >= 1,
+        lambda: _requests_in_status(pool, contract.KIND_UPSTREAM, "aug-1") == 1,
         timeout=30,
         what="usage on aug-1",
     )

@@ -87,7 +87,9 @@ FAULTS = [
 async def test_failover_one_bad_token_of_three(
     inprocess_proxy, fake_upstream, fault, spec, reason, verdict, stream
 ):
-    proxy = await pool(inprocess_proxy, fake_upstream, read_timeout_seconds=0.5)
+    # The idle gap only has to catch "hang": generous, so a slow healthy answer on a loaded
+    # machine never puts a good token into a cool-down.
+    proxy = await pool(inprocess_proxy, fake_upstream, read_timeout_seconds=2)
     fake_upstream.fault("tok1", fault, **spec)
     client = sdk(proxy)
     for _ in range(6):
@@ -468,3 +470,24 @@ async def test_every_upstream_call_has_an_overall_deadline(inprocess_proxy, fake
 
 async def _upstream_busy(fake):
     return fake.stats().get("tok0", {}).get("in_flight") == 1
+
+
+async def test_a_failover_is_one_error_on_a_one_success_on_b_and_one_request_for_the_user(
+    inprocess_proxy, fake_upstream
+):
+    """The documented counting rule (docs/usage.md), through the real chat route and usage service."""
+    from tokenpool_proxy.usage.counters import upstream_key
+
+    proxy = await pool(inprocess_proxy, fake_upstream, n=2)
+    fake_upstream.fault("tok0", "server_error", status=503)
+    out = await sdk(proxy).chat.completions.create(model="augment-chat", messages=MSGS)
+    assert out.choices[0].message.content == "Hello from the fake Augment upstream."
+    usage = proxy.svc.usage
+    user = usage.user_usage("alice")
+    a, b = (usage.view(upstream_key(n), per_upstream=False) for n in ("t0", "t1"))
+    assert (user.total.requests, user.total.successes, user.total.errors) == (1, 1, 0)
+    assert (a.total.requests, a.total.successes, a.total.errors) == (1, 0, 1)
+    assert (b.total.requests, b.total.successes, b.total.errors) == (1, 1, 0)
+    lines = {u.name: (u.requests, u.successes, u.errors) for u in user.today_by_upstream or ()}
+    assert lines == {"t0": (1, 0, 1), "t1": (1, 1, 0)}
+    assert user.total.completion_tokens == b.total.completion_tokens == out.usage.completion_tokens
