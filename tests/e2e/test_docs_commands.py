@@ -123,6 +123,7 @@ def test_documented_commands_work(
         "HOME": str(tmp_path),
         "KUBECONFIG": str(kubeconfig),
         "LANG": os.environ.get("LANG", "C.UTF-8"),
+        "ACCESS_TOKEN": "doc-test-access-token-" + "0" * 20,  # what a block assumes the reader has
     }
     operator_process(namespace, check_base_seconds=1)
     SETUP[doc](pool, fake_upstream)

@@ -21,6 +21,7 @@ if (ROOT / "console").is_dir():
 CONVENTIONAL = {"__init__", "__main__", "main", "settings"}
 RUNTIME_PACKAGES = (
     "tokenpool.accounts",
+    "tokenpool.upstream",
     "tokenpool.contract",
     "tokenpool.cli",
     "tokenpool.kube",

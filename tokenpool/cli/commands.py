@@ -123,10 +123,10 @@ def tokens_check(
     """Have the operator check a token now; a passed check puts an Unhealthy token back in traffic."""
     from tokenpool.cli import operations
 
-    target = _target(kubeconfig, context, namespace)
-    request = _run(target, operations.request_check, name)
+    where = target(kubeconfig, context, namespace)
+    request = run(where, operations.request_check, name)
     typer.echo(f"asked the operator to check {name}; waiting ...", err=True)
-    check = _run(target, operations.wait_check, name, request, timeout)
+    check = run(where, operations.wait_check, name, request, timeout)
     result = check.get("lastResult") or "?"
     typer.echo(f"{name}: {result}" + (f" (next check {check['nextAt']})" if check.get("nextAt") else ""))
     if result != "Healthy":
