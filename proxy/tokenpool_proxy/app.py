@@ -84,13 +84,15 @@ def create_app(
         settings.usage_window_seconds, settings.cooldown_base_seconds, settings.cooldown_max_seconds
     )
     index.upstream_listeners.append(health.route_changed)
+    metrics = Metrics()
+    index.upstream_listeners.append(metrics.route_changed)
     svc = Services(
         settings=settings,
         index=index,
         health=health,
         balancer=Balancer(index, health),
         usage=usage or InMemoryUsage(),
-        metrics=Metrics(),
+        metrics=metrics,
         providers={},
         notices=NoticeChecker(
             settings.notice_check_ttl_seconds,

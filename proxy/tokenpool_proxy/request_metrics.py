@@ -52,6 +52,14 @@ class Metrics:
     def attempt(self, upstream: str, outcome: str) -> None:
         self._child(self.attempts, upstream, outcome).inc()
 
+    def route_changed(self, name: str, old: Any, new: Any) -> None:
+        """Route index listener: a token that is gone takes its series with it (bounded memory)."""
+        if new is not None:
+            return
+        for key in [k for k in self._children if k[0] == self.attempts._name and k[1] == name]:
+            del self._children[key]
+            self.attempts.remove(*key[1:])
+
     def render(self, ready: bool, counts: dict[str, int]) -> bytes:
         self.ready.set(1 if ready else 0)
         for kind, n in counts.items():

@@ -148,12 +148,21 @@ def test_only_a_new_credential_endpoint_or_provider_forgets_verdicts():
 
 
 def test_deleted_route_leaves_nothing_behind():
+    from tokenpool_proxy.request_metrics import Metrics
+
     _b, health, _clock, _user, index = setup(up("a"), up("b"))
+    metrics = Metrics()
+    index.upstream_listeners.append(metrics.route_changed)
     health.unhealthy("a", "Unauthorized")
     health.started("b")
+    metrics.attempt("a", "Unauthorized")
+    metrics.attempt("b", "Success")
     index.delete_upstream("a")
+    assert 'upstream="a"' not in metrics.render(True, {}).decode()
+    assert 'upstream="b"' in metrics.render(True, {}).decode()
     index.replace_upstreams([])
     assert health.names() == []
+    assert "upstream=" not in metrics.render(True, {}).decode()
 
 
 def test_backoff_keeps_growing_over_repeated_failures():
