@@ -15,7 +15,7 @@ from typing import Any, cast
 from tokenpool.contract import compiled as c
 from tokenpool.kube.client import KubeClient, KubeError, core_path
 from tokenpool_operator import allocations as alloc_mod
-from tokenpool_operator import upstreams, users
+from tokenpool_operator import route_guard, upstreams, users
 from tokenpool_operator.cache import Cache
 from tokenpool_operator.check_plan import CheckPolicy
 from tokenpool_operator.checker import HealthChecker
@@ -63,7 +63,7 @@ class Reconciler:
         if kind == "user":
             await self.sync_user(ns, name)
         elif kind == "reject":
-            await self.reject_route_object(ns, name)
+            await route_guard.reject(self.kube, self.writer, self.cache, ns, name)
         elif kind == "count":
             await self.sync_count(ns, name)
         else:
@@ -331,77 +331,20 @@ class Reconciler:
         for u in users_:
             self.user(ns, u)
 
-    # ---- route objects the operator did not write ---------------------------------------------
+    # ---- route objects the operator did not write (route_guard.py) ----------------------------
 
     def route_object(self, plural: str, type_: str | None, body: Body) -> None:
-        """A Secret or ConfigMap labelled ``tokenpool.io/route`` changed. The operator's own (a
-        Secret named for, and controlled by, the live custom resource of that name and uid) is
-        kept current as any owned object; anything else is deleted (an Event says so), since the
-        proxy must only ever see routes the operator compiled."""
+        """A Secret or ConfigMap labelled ``tokenpool.io/route`` changed: the operator's own is kept
+        current as any owned object; anything else is queued for deletion."""
         meta = body["metadata"]
         ns, name = meta["namespace"], meta["name"]
+        owner = route_guard.owner_of(plural, body, self.cache)
         if type_ == "DELETED":
             self.writer.forget(plural, ns, name)
-            owner = self.route_owner(plural, body)
             if owner is not None:
                 (self.user if owner[0] == c.KIND_USER else self.token)(ns, owner[1])
-            return
-        owner = self.route_owner(plural, body)
-        if owner is None:
+        elif owner is None:
             if not meta.get("deletionTimestamp"):
                 self.queue.add(("reject", ns, f"{plural}/{name}"))
-            return
-        if self.writer.remember(plural, body):
+        elif self.writer.remember(plural, body):
             (self.user if owner[0] == c.KIND_USER else self.token)(ns, owner[1])
-
-    def route_owner(self, plural: str, body: Body) -> tuple[str, str] | None:
-        """(kind, name) of the custom resource this route object provably belongs to, or None."""
-        meta = body["metadata"]
-        route = (meta.get("labels") or {}).get(c.LABEL_ROUTE)
-        if plural != "secrets" or route not in (c.ROUTE_USER, c.ROUTE_UPSTREAM):
-            return None
-        kind, table = (
-            (c.KIND_USER, self.cache.users) if route == c.ROUTE_USER else (c.KIND_UPSTREAM, self.cache.tokens)
-        )
-        ref = next((r for r in meta.get("ownerReferences") or () if r.get("controller") is True), None)
-        if ref is None:
-            return None
-        owner = str(ref.get("name", ""))
-        expected = c.user_route_name(owner) if kind == c.KIND_USER else c.upstream_route_name(owner)
-        cr = table.get((meta["namespace"], owner))
-        uid = c.controller_uid(body, kind, owner)
-        if meta["name"] != expected or cr is None or not uid or cr["metadata"].get("uid") != uid:
-            return None
-        return kind, owner
-
-    async def reject_route_object(self, ns: str, key: str) -> None:
-        plural, name = key.split("/", 1)
-        body = await self.kube.get(core_path(ns, plural, name))
-        if body is None or self.route_owner(plural, body) is not None:
-            return  # gone, or it is the operator's after all
-        labels = body["metadata"].get("labels") or {}
-        legacy = (
-            plural == "configmaps"
-            and labels.get(c.LABEL_MANAGED_BY) == c.MANAGED_BY
-            and any(
-                r.get("controller") is True
-                and r.get("kind") == c.KIND_USER
-                and (ns, r.get("name")) in self.cache.users
-                and self.cache.users[(ns, r.get("name"))]["metadata"].get("uid") == r.get("uid")
-                for r in body["metadata"].get("ownerReferences") or ()
-            )
-        )
-        await self.writer.delete(plural, ns, name, force=True)
-        kind = "ConfigMap" if plural == "configmaps" else "Secret"
-        if legacy:
-            log.info("deleted the user route ConfigMap %s/%s of an older operator", ns, name)
-            return
-        log.warning("deleted %s %s/%s: labelled as a route but not the operator's", kind, ns, name)
-        await self.writer.event(
-            {"apiVersion": "v1", "kind": kind, "metadata": body["metadata"]},
-            "Warning",
-            "UnownedRouteDeleted",
-            f"{kind} {name!r} is labelled {c.LABEL_ROUTE}={labels.get(c.LABEL_ROUTE)} but was not "
-            "compiled by the operator (routes are Secrets controlled by the PoolUser/UpstreamToken "
-            "they name); deleted so that the proxy never serves it",
-        )

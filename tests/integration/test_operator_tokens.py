@@ -47,7 +47,12 @@ def test_bring_your_own_token_is_used_as_given(pool: Pool, operator_process) -> 
     route = wait_for(lambda: pool.user_route("dave"), timeout=20, what="dave's route")
     assert route.token_sha256 == c.hash_personal_token(legacy)
     assert pool.secret(c.personal_token_secret_name("dave")) is None
-    assert pool.get(U, "dave")["status"]["personalTokenSecretName"] == "dave-migrated"
+    # The route is written before the status: wait for the status rather than race it.
+    wait_for(
+        lambda: (pool.get(U, "dave").get("status") or {}).get("personalTokenSecretName") == "dave-migrated",
+        timeout=20,
+        what="status names the brought Secret",
+    )
     # Changing the brought Secret updates the route, without touching the PoolUser.
     pool.credential("dave-migrated", legacy + "x", key="pt")
     wait_for(
