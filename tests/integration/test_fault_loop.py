@@ -229,6 +229,9 @@ def run_fault(loop: Loop, f: Fault, index: int) -> None:
             what="a scheduled check failed and the next one is due",
         )
         assert check["failures"] >= 1
+        if loop.kubectl is not None:  # what an admin sees: when the next check is due
+            header, row = loop.kubectl("get", "ut", "bad", "-n", loop.pool.ns).stdout.splitlines()[:2]
+            assert "NEXT CHECK" in header and loop.check()["nextAt"] in row, (header, row)
         cleared = time.monotonic()
         loop.fake.clear_fault(loop.bad)
         if f.cli_check:
@@ -256,8 +259,10 @@ def test_every_fault_rests_as_documented_and_recovers(
     fake_upstream: FakeUpstream,
     operator_process: Callable[..., Any],
     proxy_process: Callable[..., ProxyProcess],
+    kubectl: Callable[..., Any],
 ) -> None:
     loop = start_loop(pool, fake_upstream, operator_process, proxy_process)
+    loop.kubectl = kubectl
     for i, f in enumerate(FAULTS):
         run_fault(loop, f, i)
     print("\nfault | client | in status | rest | recovery (s, measured)")

@@ -46,6 +46,7 @@ class Loop:
     operator: Any
     pt: str = ""
     creds: dict[str, str] = field(default_factory=dict)
+    kubectl: Callable[..., Any] | None = None
 
     @property
     def bad(self) -> str:

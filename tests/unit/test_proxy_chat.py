@@ -156,16 +156,25 @@ async def test_account_notice_is_confirmed_by_a_probe_and_not_failed_over(
         assert state.cooldown_reason == reason and state.cooldown_until - proxy.svc.health.clock() > 590
 
 
-@pytest.mark.parametrize("notice", ["blocked", "suspended_in_stream"])
+NOTICE_TEXTS = [
+    "Request blocked. Please reach out to support@augmentcode.com if you think this was a mistake.",
+    "Your account has been suspended because of unusual activity.",
+    "Your subscription for account someone@example.com is inactive.",
+    "Your access has been restricted.",
+    "You are out of user messages for account someone@example.com.",
+    "You have run out of credits.",
+]
+
+
+@pytest.mark.parametrize(
+    "text", NOTICE_TEXTS, ids=["blocked", "suspended", "inactive", "restricted", "messages", "credits"]
+)
 @pytest.mark.parametrize("chunks", [1, 3])
 async def test_a_prompt_that_makes_the_model_say_a_notice_changes_no_health(
-    inprocess_proxy, fake_upstream, notice, chunks
+    inprocess_proxy, fake_upstream, text, chunks
 ):
     """The fake upstream echoes the prompt: a user asking the model to say a notice gets it back
     as the answer, and no token's health changes (at most one probe per token per ttl)."""
-    from tokenpool.dev.fake_upstream import BLOCKED_TEXT, SUSPENDED_TEXT
-
-    text = {"blocked": BLOCKED_TEXT, "suspended_in_stream": SUSPENDED_TEXT}[notice]
     fake_upstream.configure(echo=True, chunks=chunks)
     proxy = await pool(inprocess_proxy, fake_upstream)
     client = sdk(proxy)
