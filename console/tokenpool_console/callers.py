@@ -1,7 +1,7 @@
 """Who is calling: a PoolUser by personal token, or a Kubernetes identity by bearer token.
 
-A personal token is looked up by its sha256 in the routes the operator compiled (the same index
-the proxy serves from): no API call. Any other token is given to the API server's TokenReview
+A personal token is looked up by its sha256 as the operator published it in the PoolUser's
+status (``personalTokenSha256``): no API call. Any other token is given to the API server's TokenReview
 (when Kubernetes logins are on); a positive answer is cached for a minute by the token's sha256,
 so bearer-authenticated API scripts do not cost a review per call. Tokens are never stored.
 """

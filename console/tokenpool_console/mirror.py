@@ -17,10 +17,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
-from pydantic import ValidationError
 
 from tokenpool.contract import compiled as contract
-from tokenpool.kube.client import KubeClient, KubeError, WatchExpired, core_path, cr_path
+from tokenpool.kube.client import KubeClient, KubeError, WatchExpired, cr_path
 
 from .projections import AllocationRow, TokenRow, UserRow, allocation_row, token_row, user_row
 from .tallies import Tally
@@ -162,13 +161,19 @@ class PoolMirror:
 
 
 def _route(obj: dict[str, Any]) -> tuple[str, str, RouteEntry | None]:
-    """(ConfigMap name, token sha256, what it opens); a malformed route opens nothing."""
-    name, namespace = obj["metadata"]["name"], obj["metadata"].get("namespace", "")
-    try:
-        route = contract.parse_user_route(obj.get("data") or {})
-    except (KeyError, ValueError, ValidationError):
-        return name, "", None
-    return name, route.token_sha256, RouteEntry(namespace, route.user, route.role, route.suspended)
+    """(PoolUser name, token sha256, what it opens). The sha256 is what the operator published in
+    the PoolUser's status (its own field: nothing someone else made can claim a user); role and
+    suspension come from the PoolUser's spec. No published token opens nothing."""
+    meta, spec = obj["metadata"], obj.get("spec") or {}
+    digest = str((obj.get("status") or {}).get("personalTokenSha256") or "")
+    if len(digest) != 64:
+        return meta["name"], "", None
+    role = "Admin" if spec.get("role") == "Admin" else "User"
+    return (
+        meta["name"],
+        digest,
+        RouteEntry(meta.get("namespace", ""), meta["name"], role, bool(spec.get("suspended"))),
+    )
 
 
 @dataclass(frozen=True)
@@ -260,8 +265,8 @@ _KINDS = (
     ),
     _Kind(
         "routes",
-        lambda ns: core_path(ns, "configmaps"),
-        f"{contract.LABEL_ROUTE}={contract.ROUTE_USER}",
+        _cr(contract.PLURAL_USER),
+        "",
         PoolMirror._put_route,
         PoolMirror._delete_route,
         _route,

@@ -376,6 +376,10 @@ def all_crds() -> dict[str, Schema]:
             _status(
                 {
                     "personalTokenSecretName": _str(),
+                    "personalTokenSha256": _str(
+                        max_length=64,
+                        desc="sha256 of the personal token (logins look it up); never the token.",
+                    ),
                     "allocatedTokens": _int(desc="Upstream tokens currently granted."),
                     "usage": _usage(per_upstream=True),
                 }

@@ -231,6 +231,9 @@ class Reconciler:
                 (body.get("status") or {}).get("conditions"), [summary, *conds], gen, now_rfc3339()
             ),
             "personalTokenSecretName": secret_name,
+            # What the console's login by personal token looks up (a sha256, never the token):
+            # status is the operator's, so a hand-made object cannot claim a user.
+            "personalTokenSha256": digest if plan.token is not None and token_cond.ok else "",
             "allocatedTokens": len(upstream_list),
         }
         await self.writer.patch_status(c.PLURAL_USER, body, status)

@@ -47,8 +47,6 @@ def test_console_role_is_least_privilege(default_render: list[Manifest]) -> None
         ("", "secrets", "get", ""),
         ("", "secrets", "create", ""),
         ("", "secrets", "patch", ""),
-        ("", "configmaps", "list", ""),
-        ("", "configmaps", "watch", ""),
         ("", "configmaps", "create", ""),
         ("", "configmaps", "get", "tokenpool-console-invitations"),
         ("", "configmaps", "update", "tokenpool-console-invitations"),

@@ -110,7 +110,7 @@ CRS = ("poolusers", "upstreamtokens", "tokenallocations")
 CONSOLE_ALLOWED = [
     *[(v, f"{TP}:{r}", "ns") for v in ("get", "list", "watch", "create", "patch", "delete") for r in CRS],
     *[(v, "secrets", "ns") for v in ("get", "create", "patch")],
-    *[(v, "configmaps", "ns") for v in ("list", "watch", "create")],
+    ("create", "configmaps", "ns"),
     ("create", "events", "ns"),
     ("create", "authentication.k8s.io:tokenreviews", None),
     ("create", "authorization.k8s.io:subjectaccessreviews", None),
@@ -127,8 +127,8 @@ CONSOLE_DENIED = [
     *[("patch", f"{TP}:{r}/status", "ns") for r in CRS],
     ("update", f"{TP}:poolusers", "ns"),
     ("deletecollection", f"{TP}:poolusers", "ns"),
-    # ConfigMaps: no reads by name (but its invitations), no edits of routes.
-    *[(v, "configmaps", "ns") for v in ("get", "update", "patch", "delete")],
+    # ConfigMaps: no reads (but its invitations by name), no edits; logins use PoolUser status.
+    *[(v, "configmaps", "ns") for v in ("get", "list", "watch", "update", "patch", "delete")],
     ("list", "configmaps", "other"),
     ("create", "pods", "ns"),
     ("create", "serviceaccounts/token", "ns"),

@@ -34,12 +34,12 @@ async def console() -> AsyncIterator[Make]:
         conf = ConsoleSettings(namespaces=["ns"], cookie_secure=False, **settings)
         mirror = PoolMirror(kube, conf.namespaces)
         token = secrets.token_hex(32)
-        route = c.UserRoute.model_validate(
-            {"user": "boss", "tokenSha256": c.hash_personal_token(token), "role": "Admin"}
-        )
-        mirror._put_route(
-            "ns", {"metadata": {"name": "tokenpool-user-boss"}, "data": {c.USER_ROUTE_KEY: c.dump(route)}}
-        )
+        boss = {
+            "metadata": {"name": "boss", "namespace": "ns"},
+            "spec": {"role": "Admin"},
+            "status": {"personalTokenSha256": c.hash_personal_token(token)},  # as the operator publishes it
+        }
+        mirror._put_route("ns", boss)
         mirror.pools["ns"].put_user(user_row({"metadata": {"name": "bob", "namespace": "ns"}, "spec": {}}))
         app = create_app(conf, Backend(conf, kube, mirror))
         lifespan = app.router.lifespan_context(app)
