@@ -113,7 +113,9 @@ def test_all_features_render_every_optional_object(all_features_render: list[Man
     assert sm["spec"]["endpoints"][0]["path"] == "/metrics"
     # Metrics are scraped on the operations port; the Ingress routes only to the public one.
     assert sm["spec"]["endpoints"][0]["port"] == "metrics"
-    svc_ports = {p["name"]: p["targetPort"] for p in one(all_features_render, "Service")["spec"]["ports"]}
+    svc_ports = {
+        p["name"]: p["targetPort"] for p in one(all_features_render, "Service", "proxy")["spec"]["ports"]
+    }
     assert svc_ports == {"http": "http", "metrics": "ops"}
     assert ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"] == {"name": "http"}
     pm = one(all_features_render, "PodMonitor")  # the operator: no Service, metrics on its health port

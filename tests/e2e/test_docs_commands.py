@@ -28,7 +28,9 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"(?:<!-- doc-test: (?P<marker>[^>]*) -->\n)?```(?:bash|sh|shell)\n(?P<body>.*?)```", re.S)
-MARKER_PART = re.compile(r"^(run|the test suite itself|needs .+|runs in (?P<path>\S+))$")
+MARKER_PART = re.compile(
+    r"^(run|the test suite itself|a benchmark \(make bench\)|needs .+|runs in (?P<path>\S+))$"
+)
 
 
 @dataclass(frozen=True)
