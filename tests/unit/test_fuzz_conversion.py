@@ -70,10 +70,11 @@ def test_any_request_is_converted_or_refused_with_a_bad_request(body: dict[str, 
 @given(st.binary(max_size=200) | JSON.map(orjson.dumps))
 def test_any_answer_line_is_parsed_or_malformed(line: bytes) -> None:
     try:
-        text, finish, end = parse_line(line + b"\n")
+        text, finish, end, nodes = parse_line(line + b"\n")
     except MalformedLine:
         return
-    assert isinstance(text, str) and finish in (None, "stop", "length") and end == (finish is not None)
+    assert isinstance(text, str) and end == (finish is not None)
+    assert nodes is None or isinstance(nodes, list)
 
 
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None)

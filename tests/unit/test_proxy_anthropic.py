@@ -325,7 +325,9 @@ async def test_a_stream_cut_after_its_first_event_ends_with_an_error_event(inpro
         (400, "Your credit balance is too low to access the Anthropic API.", "unhealthy", "OutOfCredits"),
         (429, "rate_limit_error", "cooldown", "RateLimited"),
         (529, "overloaded_error", "cooldown", "ServerError"),
-        (400, "invalid_request_error: prompt is too long", "fail", "ClientError"),
+        # The request itself is refused: the client's 4xx, no failover, no health effect.
+        (400, "invalid_request_error: prompt is too long", "reject", "RequestRejected"),
+        (402, "payment required", "fail", "ClientError"),
     ],
 )
 def test_anthropic_upstream_failures_are_classified(status, text, verdict, reason):
