@@ -160,6 +160,13 @@ class HealthBook:
         s = self.get(name)
         s.consecutive_failures = max(s.consecutive_failures, failures)
 
+    def adopt_success(self, name: str) -> None:
+        """Another replica's success after the last failure: the backoff starts over here too
+        (only for a token not resting here: a rest of this replica is newer evidence)."""
+        s = self._states.get(name)
+        if s is not None and s.unhealthy_reason is None and not s.cooling(self.clock()):
+            s.consecutive_failures = 0
+
     def forget(self, name: str) -> None:
         """Verdicts no longer hold (cleared in status, or a new credential): back to healthy."""
         s = self._states.get(name)

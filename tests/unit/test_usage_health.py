@@ -124,6 +124,26 @@ def test_backoff_count_is_shared_and_grows_across_replicas() -> None:
     assert c.get("tok").half_open(c.clock())
 
 
+def test_a_success_elsewhere_resets_the_backoff_here() -> None:
+    a, b = HealthBook(cooldown_base_s=5), HealthBook(cooldown_base_s=5)
+    sync_a, sync_b = HealthSync(a), HealthSync(b)
+    now = datetime.now(UTC)
+    a.cooldown("tok", "ServerError")
+    a.cooldown("tok", "ServerError")
+    doc = sync_a.news()["tok"]
+    sync_a.written("tok", doc)
+    expired = doc.model_copy(update={"cooldown_until": rfc3339(now - timedelta(seconds=1))})
+    sync_b.observe({"tok": expired}, now)
+    assert b.get("tok").consecutive_failures == 2  # half-open here
+    a.get("tok").cooldown_until = 0.0
+    a.success("tok")  # a's trial succeeded and is written
+    recovered = sync_a.news()["tok"]
+    assert recovered.state == "Healthy" and recovered.consecutive_failures == 0
+    sync_b.observe({"tok": recovered}, now)
+    assert b.get("tok").consecutive_failures == 0
+    assert b.cooldown("tok", "ServerError") == 5  # the next failure rests the base time again
+
+
 def test_forgotten_cool_down_is_adopted_again_from_status() -> None:
     balancer = HealthBook()
     sync = HealthSync(balancer)

@@ -52,6 +52,8 @@ class BalancerHealth(Protocol):
 
     def adopt_failures(self, name: str, failures: int) -> None: ...
 
+    def adopt_success(self, name: str) -> None: ...
+
     def forget(self, name: str) -> None: ...
 
     def drop(self, name: str) -> None: ...
@@ -206,6 +208,13 @@ class HealthSync:
     def _apply(self, name: str, doc: Health | None, mine: Health | None, now: datetime) -> None:
         if doc is None or doc.state == "Healthy":
             if mine is None or mine.state == "Healthy":
+                if (
+                    doc is not None
+                    and doc.consecutive_failures == 0
+                    and mine is not None
+                    and mine.consecutive_failures
+                ):
+                    self._balancer.adopt_success(name)  # a success elsewhere since our failures
                 return
             known = self._known.get(name)
             cleared = known is not None and known.state != "Healthy"  # ours was there, now it is not
