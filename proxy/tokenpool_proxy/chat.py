@@ -113,6 +113,12 @@ class Attempts:
             "upstream_notice",
         )
 
+    def overdue(self, started: float) -> UpstreamFailure | None:
+        """The overall deadline of an upstream call (checked per piece: no timer per request)."""
+        if time.perf_counter() - started > self.svc.settings.upstream_deadline_seconds:
+            return UpstreamFailure("reject", "DeadlineExceeded", "upstream deadline exceeded", 504)
+        return None
+
     def exhausted(self) -> ApiError:
         reason = self.last_failure.reason if self.last_failure else "Unavailable"
         return ApiError(502, f"the upstream failed ({reason}) on every token tried", "upstream_error")
@@ -156,6 +162,8 @@ class Attempts:
             try:
                 async for piece in pieces:
                     head.append(piece)
+                    if (late := self.overdue(started)) is not None:
+                        raise late
                     if piece.commits:
                         break
                 return lease, pieces, head, started
@@ -226,6 +234,8 @@ async def complete(a: Attempts, dialect: Dialect) -> Response:
         try:
             async for piece in pieces:
                 collected.append(piece)
+                if (late := a.overdue(started)) is not None:
+                    raise late
                 size += len(piece.text) + sum(len(c.arguments) for c in piece.tool_calls)
                 if size > limit:  # gathered whole before answering: bounded, never without end
                     a.failed(lease, UpstreamFailure("fail", "AnswerTooLarge", "answer too large"), started)
@@ -265,6 +275,8 @@ async def stream(a: Attempts, dialect: Dialect) -> Response:
         finish: FinishReason | None = None
         try:
             async for piece in _chain(head, pieces):
+                if (late := a.overdue(started)) is not None:
+                    raise late
                 if piece.prompt_tokens is not None or piece.completion_tokens is not None:
                     counted.append(piece)
                 if piece.event is None and not piece.tool_calls:

@@ -128,10 +128,8 @@ def transport_failures() -> Iterator[None]:
     """aiohttp's transport errors as the pool's cool-down failures: the same for every provider."""
     try:
         yield
-    except aiohttp.ServerTimeoutError:  # no byte for read_timeout_seconds, or no connection
+    except TimeoutError:  # no byte for read_timeout_seconds, or no connection
         raise UpstreamFailure("cooldown", "Timeout", "upstream timed out") from None
-    except TimeoutError:  # the overall deadline of the call: long, not the account's fault
-        raise UpstreamFailure("reject", "DeadlineExceeded", "upstream deadline exceeded", 504) from None
     except ValueError:  # aiohttp's "Chunk too big": a line longer than any answer line should be
         raise UpstreamFailure("cooldown", "MalformedAnswer", "upstream sent an oversized line") from None
     except aiohttp.ClientPayloadError as exc:
