@@ -78,7 +78,11 @@ def test_upstream_token_compiles_and_missing_credential_heals(pool: Pool, operat
     )
     assert pool.condition(T, "ut1")["status"] == "False"
     assert pool.upstream_route("ut1") is None
-    assert any(r == "CredentialSecretNotFound" for _, r, _ in pool.events("ut1"))
+    wait_for(  # the Event is posted after the status: wait for it rather than race it
+        lambda: any(r == "CredentialSecretNotFound" for _, r, _ in pool.events("ut1")),
+        timeout=10,
+        what="Event",
+    )
 
     pool.credential("ut1-cred", "has spaces in it")
     wait_for(lambda: pool.reason(T, "ut1") == "CredentialMalformed", timeout=20, what="malformed credential")
