@@ -145,6 +145,31 @@ CHECK: Schema = _obj(
     ext={"x-kubernetes-preserve-unknown-fields": True},
 )
 
+ACCOUNT: Schema = _obj(
+    {
+        "plan": _str(max_length=128, desc="The upstream subscription's plan."),
+        "active": {"type": "boolean", "description": "False: the subscription is inactive (ended)."},
+        "expiresAt": _str(max_length=64, desc="When the subscription ends."),
+        "depleted": {"type": "boolean", "description": "The upstream says the balance is used up."},
+        "creditsRemaining": _int(),
+        "creditsTotal": _int(),
+        "defaultModel": _str(max_length=253),
+        "checkedAt": _str(max_length=64),
+        "nextCheckAt": _str(max_length=64),
+        "unknown": {
+            "type": "array",
+            "maxItems": 8,
+            "items": _str(max_length=32),
+            "description": "What the upstream did not answer at the last reading (the value shown is "
+            "the last known one).",
+        },
+        "refusals": _int(desc="Readings in a row the upstream refused (401/403)."),
+        "request": _str(max_length=253, desc="The last tokenpool.io/check-now value handled."),
+    },
+    desc="The upstream account's standing, read by the operator (Augment tokens).",
+    ext={"x-kubernetes-preserve-unknown-fields": True},
+)
+
 _LIMITS = _obj(
     {
         "requestsPerDay": _int(default=0, desc="0 = unlimited."),
@@ -402,6 +427,7 @@ def all_crds() -> dict[str, Schema]:
                     "usage": _usage(per_upstream=False),
                     "health": HEALTH,
                     "check": CHECK,
+                    "account": ACCOUNT,
                 }
             ),
             [
@@ -415,6 +441,8 @@ def all_crds() -> dict[str, Schema]:
                 {"name": "Allocations", "type": "integer", "jsonPath": ".status.allocations"},
                 {"name": "Suspended", "type": "boolean", "jsonPath": ".spec.suspended"},
                 {"name": "Next Check", "type": "string", "jsonPath": ".status.check.nextAt"},
+                {"name": "Credits", "type": "integer", "jsonPath": ".status.account.creditsRemaining"},
+                {"name": "Expires", "type": "string", "jsonPath": ".status.account.expiresAt"},
             ],
         ),
         "tokenallocations.yaml": crd(

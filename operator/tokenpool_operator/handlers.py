@@ -152,6 +152,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.liveness = await liveness.serve(rec.queue, memo.settings.liveness_host, memo.settings.liveness_port)
     memo.resync = asyncio.create_task(_resync(rec, memo.settings.namespaces, memo.settings.resync_seconds))
     memo.checks = asyncio.create_task(rec.checker.run(), name="tokenpool-health-checks")
+    memo.standing = asyncio.create_task(rec.standing.run(), name="tokenpool-account-standing")
 
 
 async def _resync(rec: Reconciler, namespaces: list[str], every: float) -> None:
@@ -171,7 +172,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         return
     memo.resync.cancel()
     memo.checks.cancel()
+    memo.standing.cancel()
     await rec.checker.stop()
+    await rec.standing.stop()
     await memo.liveness.cleanup()
     await rec.queue.stop()
     await rec.kube.close()

@@ -28,6 +28,15 @@ class OperatorSettings(BaseSettings):
     check_max_seconds: float = Field(default=3600.0, gt=0)
     check_concurrency: int = Field(default=4, ge=1, le=64)
     check_timeout_seconds: float = Field(default=15.0, gt=0)
+    # Account standing of Augment tokens (plan, expiry, credits): read every STANDING_INTERVAL_SECONDS
+    # (a never-read token within STANDING_FIRST_DELAY_SECONDS, spread at random), at most
+    # STANDING_CONCURRENCY at once. RENEWAL_MARGIN_*: how close to its end or to running out an
+    # account gets the RenewalDue condition and a Warning Event.
+    standing_interval_seconds: float = Field(default=21600.0, gt=0)
+    standing_first_delay_seconds: float = Field(default=60.0, ge=0)
+    standing_concurrency: int = Field(default=2, ge=1, le=64)
+    renewal_margin_days: float = Field(default=7.0, ge=0)
+    renewal_margin_credits: int = Field(default=100, ge=0)
     # User-Agent of the probes (Augment answers IDE extensions).
     check_user_agent: str = "Augment.vscode-augment/0.482.1 (linux; x64; 6.8.0) vscode/1.95.3"
 

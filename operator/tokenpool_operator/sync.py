@@ -15,13 +15,15 @@ from typing import Any, cast
 from tokenpool.contract import compiled as c
 from tokenpool.kube.client import KubeClient, KubeError, core_path
 from tokenpool_operator import allocations as alloc_mod
-from tokenpool_operator import route_guard, upstreams, users
+from tokenpool_operator import route_guard, token_events, upstreams, users
+from tokenpool_operator.account_metrics import AccountGauges
 from tokenpool_operator.cache import Cache
 from tokenpool_operator.check_plan import CheckPolicy
 from tokenpool_operator.checker import HealthChecker
 from tokenpool_operator.conditions import Cond, find, merge, now_rfc3339, ready
 from tokenpool_operator.reconcile_metrics import OperatorMetrics
 from tokenpool_operator.settings import OperatorSettings
+from tokenpool_operator.standing_checker import StandingChecker
 from tokenpool_operator.state import State
 from tokenpool_operator.views import allocation_view, token_view
 from tokenpool_operator.workqueue import WorkQueue
@@ -57,6 +59,18 @@ class Reconciler:
             settings.check_timeout_seconds,
             settings.check_user_agent,
         )
+        self.standing = StandingChecker(
+            kube,
+            self.writer,
+            cache.tokens,
+            settings.standing_interval_seconds,
+            settings.standing_first_delay_seconds,
+            settings.standing_concurrency,
+            settings.check_timeout_seconds,
+            settings.check_user_agent,
+        )
+        self.margins = upstreams.RenewalMargins(settings.renewal_margin_days, settings.renewal_margin_credits)
+        self.metrics.registry.register(AccountGauges(cache.tokens))
 
     async def _dispatch(self, key: Hashable) -> None:
         kind, ns, name = cast(tuple[str, str, str], key)
@@ -93,10 +107,13 @@ class Reconciler:
         else:
             self.state.put_token(ns, token_view(body, self.state.eligible.get((ns, name))))
             self.checker.observe(body)
+            self.standing.observe(body)
+            status = body.get("status") or {}
             fingerprint = (
                 meta.get("generation"),
                 dict(meta.get("labels") or {}),
-                repr((body.get("status") or {}).get("health")),
+                repr(status.get("health")),
+                repr(status.get("account")),
             )
         if self.state.changed(kind, ns, name, fingerprint):
             if kind == "token":
@@ -122,6 +139,7 @@ class Reconciler:
             self.cache.drop_token(ns, name)
             self.state.drop_token(ns, name)
             self.checker.forget(ns, name)
+            self.standing.forget(ns, name)
             self.writer.drop_status(c.PLURAL_UPSTREAM, ns, name)
             self.token(ns, name)  # deletes its route
             self.token_users(ns, name)
@@ -276,7 +294,8 @@ class Reconciler:
         spec = body.get("spec") or {}
         ref = spec.get("credentialSecretRef") or {}
         secret = await self.kube.get(core_path(ns, "secrets", ref.get("name", "")))
-        result = upstreams.reconcile_upstream(body, upstreams.resolve_credential(ref, secret))
+        credential = upstreams.resolve_credential(ref, secret)
+        result = upstreams.reconcile_upstream(body, credential, self.margins)
         if result.route is not None:
             data = {c.UPSTREAM_ROUTE_KEY: c.dump(result.route)}
             await self.writer.ensure_compiled(
@@ -292,27 +311,13 @@ class Reconciler:
             "allocations": self.state.book.count((ns, name)),
         }
         if await self.writer.patch_status(c.PLURAL_UPSTREAM, body, status):
-            await self._token_events(body, old, result.conditions)
+            await token_events.post(self.writer, body, old, result.conditions)
         self.state.eligible[(ns, name)] = result.eligible
         view = token_view(body, result.eligible)
         self.state.put_token(ns, view)
         if self.state.announced.get((ns, name)) != view:
             self.state.announced[(ns, name)] = view
             self.token_users(ns, name)
-
-    async def _token_events(self, body: Body, old: Any, conds: list[Cond]) -> None:
-        for cond in conds:
-            if cond.type in ("Ready", "Healthy"):
-                continue
-            was = find(old, cond.type) or {}
-            if not cond.ok and was.get("reason") != cond.reason:
-                await self.writer.event(body, "Warning", cond.reason, cond.message)
-            elif cond.ok and was.get("status") == "False":
-                await self.writer.event(body, "Normal", cond.reason, cond.message)
-        health = next(cd for cd in conds if cd.type == "Healthy")
-        was_health = find(old, "Healthy") or {}
-        if not health.ok and was_health.get("reason") != health.reason:
-            await self.writer.event(body, "Warning", "Unhealthy", f"{health.reason}: {health.message}")
 
     async def sync_count(self, ns: str, name: str) -> None:
         """Only ``status.allocations``: grants move far more often than tokens change."""

@@ -1,4 +1,5 @@
-"""Pure reconcile of an UpstreamToken: credential → compiled route, health → ``Healthy``.
+"""Pure reconcile of an UpstreamToken: credential → compiled route, health → ``Healthy``, the
+account's standing → ``AccountActive`` and ``RenewalDue``.
 
 The proxy owns ``status.health``; this module only reads it. ``Healthy`` is False for a token the
 proxy marked ``Unhealthy`` (sticky until an admin or a re-check clears ``status.health``) and for a
@@ -13,9 +14,13 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from tokenpool.contract import compiled as c
+from tokenpool.contract.account_status import AccountStatus, renewal_due, retirement
 from tokenpool_operator.conditions import Cond, ready
 
 PROVIDERS: tuple[c.Provider, ...] = ("Augment", "OpenAI", "Anthropic")
@@ -99,15 +104,64 @@ def _camel(reason: str) -> str:
 
 
 @dataclass(frozen=True)
+class RenewalMargins:
+    """How close to its end or to running out an account is "due for renewal"."""
+
+    days: float = 7.0
+    credits: int = 100
+
+
+def account_conditions(
+    status: dict[str, Any], margins: RenewalMargins, now: datetime
+) -> tuple[list[Cond], tuple[str, str] | None]:
+    """``AccountActive`` and ``RenewalDue`` from ``status.account`` (none before the first
+    reading, and for providers without standing endpoints), and the retirement if any."""
+    raw = status.get("account")
+    try:
+        account = AccountStatus.model_validate(raw) if raw else None
+    except ValidationError:
+        account = None
+    if account is None:
+        return [], None
+    retired = retirement(account, now)
+    if retired is not None:
+        active = Cond("AccountActive", False, retired[0], f"{retired[1]}; not routed to")
+    else:
+        unknown = f" (not answered: {', '.join(account.unknown)})" if account.unknown else ""
+        active = Cond("AccountActive", True, "Active", f"the upstream account is active{unknown}")
+    due = renewal_due(account, now, margins.days, margins.credits)
+    if due is not None:
+        renewal = Cond("RenewalDue", True, due[0], due[1])
+    else:
+        renewal = Cond("RenewalDue", False, "NotDue", "neither expiring nor running out within the margins")
+    return [active, renewal], retired
+
+
+def _not_routable_because(health: Cond, retired: tuple[str, str] | None) -> str:
+    if not health.ok:
+        return health.reason
+    return retired[0] if retired is not None else ""
+
+
+@dataclass(frozen=True)
 class UpstreamResult:
     route: c.UpstreamRoute | None  # None: no compiled Secret may exist
     conditions: list[Cond]
     eligible: bool  # may a selector pick it / keep it
 
 
-def reconcile_upstream(body: dict[str, Any], credential: Credential) -> UpstreamResult:
-    spec = body.get("spec") or {}
-    health = health_condition(spec, (body.get("status") or {}).get("health"))
+def reconcile_upstream(
+    body: dict[str, Any],
+    credential: Credential,
+    margins: RenewalMargins | None = None,
+    now: datetime | None = None,
+) -> UpstreamResult:
+    spec, status = body.get("spec") or {}, body.get("status") or {}
+    health = health_condition(spec, status.get("health"))
+    account, retired = account_conditions(status, margins or RenewalMargins(), now or datetime.now(UTC))
+    # A retired account (spent, ended, refused) is not routed to, like an unhealthy one, but it is
+    # its own verdict: re-checked on the standing schedule, not by health probes.
+    routable = health.ok and retired is None
     cred_cond = Cond("CredentialResolved", credential.ok, credential.reason, credential.message)
     summary = ready([cred_cond], "credential resolved and well-formed")
     route = None
@@ -123,8 +177,8 @@ def reconcile_upstream(body: dict[str, Any], credential: Credential) -> Upstream
             suspended=bool(spec.get("suspended")),
             # Only Unhealthy reaches the route: a cool-down is the proxy's own, short-lived verdict,
             # and a route that changed with every cool-down would churn every replica's watch.
-            healthy=health.ok,
-            healthReason="" if health.ok else health.reason,
+            healthy=routable,
+            healthReason=_not_routable_because(health, retired),
         )
-    eligible = credential.ok and health.ok and not spec.get("suspended")
-    return UpstreamResult(route, [summary, health, cred_cond], eligible)
+    eligible = credential.ok and routable and not spec.get("suspended")
+    return UpstreamResult(route, [summary, health, cred_cond, *account], eligible)

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import pytest
 
-from tokenpool.accounts import augment_standing as standing
 from tokenpool.contract.account_status import AccountStatus, next_check, renewal_due, retirement
+from tokenpool.upstream import standing
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 

@@ -79,3 +79,51 @@ def test_each_provider_is_compiled_as_itself() -> None:
     ):
         res = upstreams.reconcile_upstream(body(provider=provider, endpoint=endpoint), cred)
         assert res.route is not None and (res.route.provider, res.route.endpoint) == (provider, compiled)
+
+
+def _token(status: dict) -> dict:
+    spec = {"provider": "Augment", "endpoint": "https://d1.api.augmentcode.com/", "credentialSecretRef": REF}
+    return {"metadata": {"name": "t", "namespace": "ns", "uid": "u"}, "spec": spec, "status": status}
+
+
+def test_account_standing_conditions_and_routing() -> None:
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 11, 29, tzinfo=UTC)
+    cred = upstreams.resolve_credential(REF, sec(GOOD))
+    margins = upstreams.RenewalMargins(days=7, credits=100)
+
+    unread = upstreams.reconcile_upstream(_token({}), cred, margins, now)
+    assert [cd.type for cd in unread.conditions] == ["Ready", "Healthy", "CredentialResolved"]
+
+    usable = upstreams.reconcile_upstream(
+        _token({"account": {"active": True, "creditsRemaining": 500, "creditsTotal": 1000}}),
+        cred,
+        margins,
+        now,
+    )
+    by_type = {cd.type: cd for cd in usable.conditions}
+    assert by_type["AccountActive"].ok and not by_type["RenewalDue"].ok
+    assert usable.eligible and usable.route is not None and usable.route.healthy
+
+    low = upstreams.reconcile_upstream(_token({"account": {"creditsRemaining": 20}}), cred, margins, now)
+    assert {cd.type: cd.reason for cd in low.conditions}["RenewalDue"] == "CreditsLow"
+    assert low.eligible and low.route is not None and low.route.healthy  # due, still routed
+
+    spent = upstreams.reconcile_upstream(_token({"account": {"depleted": True}}), cred, margins, now)
+    active = {cd.type: cd for cd in spent.conditions}["AccountActive"]
+    assert (active.ok, active.reason) == (False, "Depleted")
+    assert not spent.eligible and spent.route is not None
+    assert (spent.route.healthy, spent.route.health_reason) == (False, "Depleted")
+    assert {cd.type: cd for cd in spent.conditions}["Healthy"].ok  # its own verdict, not Unhealthy
+
+    ended = upstreams.reconcile_upstream(
+        _token({"account": {"active": True, "expiresAt": "2026-11-28T00:00:00Z"}}), cred, margins, now
+    )
+    assert {cd.type: cd.reason for cd in ended.conditions}["AccountActive"] == "Expired"
+    refused = upstreams.reconcile_upstream(_token({"account": {"refusals": 2}}), cred, margins, now)
+    assert {cd.type: cd.reason for cd in refused.conditions}["AccountActive"] == "Refused"
+    once = upstreams.reconcile_upstream(_token({"account": {"refusals": 1}}), cred, margins, now)
+    assert once.eligible  # a first refusal is confirmed before the account is retired
+    garbled = upstreams.reconcile_upstream(_token({"account": {"creditsRemaining": "x"}}), cred, margins, now)
+    assert garbled.eligible and len(garbled.conditions) == 3  # unreadable standing: as if unread

@@ -1,1 +1,1 @@
-"""Upstream accounts: adding them (OAuth sign-in), used by the CLI and the console."""
+"""Upstream accounts: adding them by their OAuth sign-in (the CLI and the console)."""

@@ -13,15 +13,18 @@ Shape (camelCase on the wire)::
       checkedAt: RFC 3339 UTC            # when the standing was last read
       nextCheckAt: RFC 3339 UTC
       unknown: ["credits"]               # what the upstream did not answer this time
+      refusals: 0                        # readings in a row the upstream refused (401/403)
+      request: "…"                       # the tokenpool.io/check-now value last handled
 
 A field the upstream did not answer keeps its last known value and is listed in ``unknown``: an
 endpoint switched off upstream makes the standing unknown, never the account bad.
 
 Two verdicts follow from the standing, both pure functions here so the operator (which writes
 it and acts on it) and the console (which shows it) agree:
-* :func:`retirement`: the account is spent (``Depleted``) or its subscription ended
-  (``Expired``): it is not routed to, selector allocations replace it, and it is re-checked at its
-  next billing point or daily, not at the pace of health probes.
+* :func:`retirement`: the account is spent (``Depleted``), its subscription ended (``Expired``),
+  or the upstream refused two standing readings in a row (``Refused``: expired or banned, as the
+  upstream answers both with 401/403): it is not routed to, selector allocations replace it, and
+  it is re-checked at its next billing point or daily, not at the pace of health probes.
 * :func:`renewal_due`: still usable, but within the configured margin of running out or expiring.
 """
 
@@ -35,8 +38,11 @@ from pydantic.alias_generators import to_camel
 
 from tokenpool.contract.status_fields import parse_rfc3339
 
-Retirement = Literal["Depleted", "Expired"]
+Retirement = Literal["Depleted", "Expired", "Refused"]
 DAILY = timedelta(days=1)
+# A first refusal is confirmed this much later before the account is retired.
+REFUSAL_RECHECK = timedelta(minutes=5)
+REFUSALS_TO_RETIRE = 2
 
 
 class AccountStatus(BaseModel):
@@ -52,6 +58,8 @@ class AccountStatus(BaseModel):
     checked_at: str | None = None
     next_check_at: str | None = None
     unknown: list[str] = []
+    refusals: int = Field(default=0, ge=0)
+    request: str | None = None
 
     def expires(self) -> datetime | None:
         try:
@@ -84,6 +92,8 @@ def retirement(account: AccountStatus | None, now: datetime) -> tuple[Retirement
     """Why the account must not be routed to, or None."""
     if account is None:
         return None
+    if account.refusals >= REFUSALS_TO_RETIRE:
+        return "Refused", f"the upstream refused the account's last {account.refusals} standing checks"
     if account.active is False:
         return "Expired", "the upstream subscription is inactive"
     expires = account.expires()
@@ -113,11 +123,17 @@ def renewal_due(
 
 
 def next_check(account: AccountStatus, now: datetime, interval: timedelta) -> datetime:
-    """A usable account: ``interval`` from now. A retired one: at its next billing point (the
-    subscription's end, when still ahead) or in a day, whichever comes first."""
-    if retirement(account, now) is None:
-        return now + interval
+    """A usable account: ``interval`` from now, or its subscription's end if that comes first (so
+    the verdict changes when the account does). A first refusal: confirmed soon. A retired one: at
+    its next billing point (the subscription's end, when still ahead) or in a day, whichever comes
+    first."""
     expires = account.expires()
+    if retirement(account, now) is None:
+        if account.refusals:
+            return now + min(interval, REFUSAL_RECHECK)
+        if expires is not None and now < expires < now + interval:
+            return expires
+        return now + interval
     if expires is not None and now < expires < now + DAILY:
         return expires
     return now + DAILY

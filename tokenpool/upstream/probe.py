@@ -4,7 +4,8 @@ The operator's scheduled checks of unhealthy tokens use :func:`probe` (docs/oper
 "Health checks"). Every kind is an async function ``(session, route, user_agent) -> Signal |
 None`` (None: the account answered normally) registered in :data:`PROBES`; ``validity`` is the
 cheap one: Augment's ``find-missing`` with an empty body, an OpenAI-compatible ``GET models``.
-Other kinds (a subscription or credit check, say) are added the same way and chosen by name.
+Other kinds are added the same way and chosen by name; the account's standing (plan, expiry,
+credits), which answers a document rather than a verdict, is :mod:`tokenpool.upstream.standing`.
 
 A notice in a probe's answer is the account's own (no user wrote the request): it is turned into
 the verdict it stands for.
@@ -35,15 +36,22 @@ def _judge(status: int, body: str, retry_after: str | None) -> Signal | None:
     return signal
 
 
+def augment_headers(route: UpstreamRoute, user_agent: str) -> dict[str, str]:
+    """The headers of a probe of an Augment account (as the IDE extension sends them)."""
+    return {
+        "Authorization": f"Bearer {route.token}",
+        "User-Agent": user_agent,
+        "Content-Type": "application/json",
+        "x-api-version": "2",
+        "x-request-id": str(uuid.UUID(bytes=os.urandom(16), version=4)),
+        "x-request-session-id": str(uuid.uuid5(_SESSION_NS, route.name)),
+    }
+
+
 async def validity(session: aiohttp.ClientSession, route: UpstreamRoute, user_agent: str) -> Signal | None:
     headers = {"Authorization": f"Bearer {route.token}", "User-Agent": user_agent}
     if route.provider == "Augment":
-        headers |= {
-            "Content-Type": "application/json",
-            "x-api-version": "2",
-            "x-request-id": str(uuid.UUID(bytes=os.urandom(16), version=4)),
-            "x-request-session-id": str(uuid.uuid5(_SESSION_NS, route.name)),
-        }
+        headers = augment_headers(route, user_agent)
         call = session.post(route.endpoint + "find-missing", data=b"{}", headers=headers)
     else:
         call = session.get(route.endpoint.rstrip("/") + "/models", headers=headers)

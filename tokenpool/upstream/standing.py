@@ -1,11 +1,12 @@
 """Reading an Augment account's standing: plan and expiry, credits, default model.
 
-Three calls, each ``POST {tenant}<path>`` with body ``{}`` and the account's bearer token
-(docs/augment-protocol.md, "Account endpoints"): ``subscription-info``, ``get-credit-info``,
+Three calls, each ``POST {tenant}<path>`` with body ``{}`` and the headers of a probe
+(docs/augment-protocol.md, "Other endpoints"): ``subscription-info``, ``get-credit-info``,
 ``get-models``. Any of them may be switched off upstream at any time: an endpoint that does not
 answer 200 with the expected shape makes its part of the standing *unknown* — never a failure of
-the account. Only 401/403 say something about the account itself (revoked, banned, expired
-login), and the caller treats that like a failed health probe.
+the account. Only 401/403 say something about the account itself (expired or banned): the
+reading counts as refused (:func:`tokenpool.contract.account_status.retirement` retires an
+account only after two refusals in a row).
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ async def _call(session: aiohttp.ClientSession, url: str, headers: dict[str, str
 async def read_standing(
     session: aiohttp.ClientSession, tenant_url: str, headers: dict[str, str], now: datetime | None = None
 ) -> Reading:
-    """One reading of all three endpoints, concurrently; ``headers`` carry the bearer token."""
+    """One reading of all three endpoints, concurrently (``headers``: :func:`~tokenpool.upstream.
+    probe.augment_headers`)."""
     groups = list(ENDPOINTS)
     answers = await asyncio.gather(*(_call(session, tenant_url + ENDPOINTS[g], headers) for g in groups))
     fields: dict[str, Any] = {}
