@@ -13,8 +13,6 @@ than the probe's start was written meanwhile: a check never erases fresher evide
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import logging
 import random
 from datetime import UTC, datetime
@@ -28,10 +26,9 @@ from tokenpool.contract.status_fields import Check, Health, parse_rfc3339, rfc33
 from tokenpool.kube.client import MERGE_PATCH, KubeClient, KubeError, cr_path
 from tokenpool.upstream.probe import probe
 from tokenpool_operator import check_plan as plan
+from tokenpool_operator.token_schedule import Body, Key, TokenSchedule
 
 log = logging.getLogger(__name__)
-Key = tuple[str, str]
-Body = dict[str, Any]
 
 
 def _jitter() -> float:
@@ -51,7 +48,9 @@ def _docs(body: Body) -> tuple[Health | None, Check]:
     return health, check
 
 
-class HealthChecker:
+class HealthChecker(TokenSchedule):
+    what = "health check"
+
     def __init__(
         self,
         kube: KubeClient,
@@ -63,19 +62,10 @@ class HealthChecker:
         user_agent: str = "tokenpool-operator",
         tick_s: float = 0.5,
     ) -> None:
-        self.kube = kube
-        self.writer = writer  # compiled routes: the credential each check uses
-        self.tokens = tokens  # the operator's cache of UpstreamTokens
+        super().__init__(kube, writer, tokens, concurrency, timeout_s, user_agent, tick_s, policy.base_s)
         self.policy = policy
-        self.timeout_s = timeout_s
-        self.user_agent = user_agent
-        self.tick_s = tick_s
-        self._slots = asyncio.Semaphore(concurrency)
-        self._due: dict[Key, datetime] = {}
         self._requests: dict[Key, str] = {}
         self._publish: set[Key] = set()
-        self._running: set[Key] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
         self.checks = 0
 
     # -- schedule (from every watch event of an UpstreamToken) ---------------------------------
@@ -111,44 +101,20 @@ class HealthChecker:
     def next_at(self, key: Key) -> datetime | None:
         return self._due.get(key)
 
-    # -- the loop ---------------------------------------------------------------------------
-    async def run(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as session:
-            while True:
-                try:
-                    await self._tick(session)
-                except Exception:
-                    log.exception("health check loop failed; continuing")
-                await asyncio.sleep(self.tick_s)
-
-    async def _tick(self, session: aiohttp.ClientSession) -> None:
-        now = datetime.now(UTC)
+    # -- the runs ---------------------------------------------------------------------------
+    async def before_tick(self) -> None:
         for key in list(self._publish):
             self._publish.discard(key)
             await self._write_schedule(key)
-        due = [k for k, at in self._due.items() if at <= now and k not in self._running]
-        due += [k for k in self._requests if k not in self._running and k not in due]
-        for key in due:
-            self._running.add(key)
-            task = asyncio.create_task(self._check(session, key))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
 
-    async def _check(self, session: aiohttp.ClientSession, key: Key) -> None:
-        try:
-            async with self._slots:
-                await self._check_one(session, key)
-        except Exception:
-            log.exception("health check of %s/%s failed", *key)
-            self._due[key] = datetime.now(UTC)  # retried at the next tick after the backoff below
-        finally:
-            self._running.discard(key)
+    def due_now(self, now: datetime) -> list[Key]:
+        due = super().due_now(now)
+        return due + [k for k in self._requests if k not in due]
 
-    async def _check_one(self, session: aiohttp.ClientSession, key: Key) -> None:
+    async def run_one(self, session: aiohttp.ClientSession, key: Key) -> None:
         ns, name = key
         request = self._requests.pop(key, None)
-        route = self._route(ns, name)
+        route = self.route(ns, name)
         started = datetime.now(UTC)
         if route is None:
             result = "NoCredential"  # nothing compiled to check (credential problem, see Ready)
@@ -158,16 +124,6 @@ class HealthChecker:
             result = "Healthy" if signal is None else signal.reason
         log.info("health check of %s/%s: %s", ns, name, result)
         await self._record(key, result, started, request)
-
-    def _route(self, ns: str, name: str) -> c.UpstreamRoute | None:
-        secret = self.writer.compiled("secrets", ns, c.upstream_route_name(name))
-        if secret is None:
-            return None
-        data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
-        try:
-            return c.parse_upstream_route(data)
-        except (KeyError, ValueError):
-            return None
 
     async def _record(self, key: Key, result: str, started: datetime, request: str | None) -> None:
         ns, name = key
@@ -217,8 +173,3 @@ class HealthChecker:
             await self.kube.merge_patch(cr_path(ns, c.PLURAL_UPSTREAM, name, "status"), patch)
         except KubeError as exc:
             log.warning("could not write the next check of %s/%s: %s", ns, name, exc.reason)
-
-    async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)

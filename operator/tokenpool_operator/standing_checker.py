@@ -17,8 +17,6 @@ checks (:mod:`tokenpool_operator.checker`).
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import logging
 import random
 from datetime import UTC, datetime, timedelta
@@ -33,10 +31,9 @@ from tokenpool.contract.status_fields import parse_rfc3339, rfc3339
 from tokenpool.kube.client import KubeClient, KubeError, cr_path
 from tokenpool.upstream.probe import augment_headers
 from tokenpool.upstream.standing import read_standing
+from tokenpool_operator.token_schedule import Body, Key, TokenSchedule
 
 log = logging.getLogger(__name__)
-Key = tuple[str, str]
-Body = dict[str, Any]
 
 
 def account_of(body: Body) -> AccountStatus | None:
@@ -56,7 +53,9 @@ def _when(value: str | None) -> datetime | None:
         return None
 
 
-class StandingChecker:
+class StandingChecker(TokenSchedule):
+    what = "account standing reading"
+
     def __init__(
         self,
         kube: KubeClient,
@@ -69,19 +68,12 @@ class StandingChecker:
         user_agent: str = "tokenpool-operator",
         tick_s: float = 0.5,
     ) -> None:
-        self.kube = kube
-        self.writer = writer  # compiled routes: the credential each reading uses; Events
-        self.tokens = tokens  # the operator's cache of UpstreamTokens
+        super().__init__(
+            kube, writer, tokens, concurrency, timeout_s, user_agent, tick_s, min(interval_s, 300.0)
+        )
         self.interval = timedelta(seconds=interval_s)
         self.first_delay_s = first_delay_s
-        self.timeout_s = timeout_s
-        self.user_agent = user_agent
-        self.tick_s = tick_s
-        self._slots = asyncio.Semaphore(concurrency)
-        self._due: dict[Key, datetime] = {}
         self._requests: dict[Key, str] = {}
-        self._running: set[Key] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
         self.readings = 0
 
     def observe(self, body: Body, now: datetime | None = None) -> None:
@@ -109,38 +101,10 @@ class StandingChecker:
         self._due.pop((ns, name), None)
         self._requests.pop((ns, name), None)
 
-    async def run(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as session:
-            while True:
-                try:
-                    self._tick(session)
-                except Exception:
-                    log.exception("account standing loop failed; continuing")
-                await asyncio.sleep(self.tick_s)
-
-    def _tick(self, session: aiohttp.ClientSession) -> None:
-        now = datetime.now(UTC)
-        for key in [k for k, at in self._due.items() if at <= now and k not in self._running]:
-            self._running.add(key)
-            task = asyncio.create_task(self._read(session, key))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _read(self, session: aiohttp.ClientSession, key: Key) -> None:
-        try:
-            async with self._slots:
-                await self._read_one(session, key)
-        except Exception:
-            log.exception("account standing of %s/%s could not be read", *key)
-            self._due[key] = datetime.now(UTC) + min(self.interval, timedelta(minutes=5))
-        finally:
-            self._running.discard(key)
-
-    async def _read_one(self, session: aiohttp.ClientSession, key: Key) -> None:
+    async def run_one(self, session: aiohttp.ClientSession, key: Key) -> None:
         ns, name = key
         body = self.tokens.get(key)
-        route = self._route(ns, name)
+        route = self.route(ns, name)
         if body is None or route is None:
             self._due.pop(key, None)  # deleted, or no credential compiled: seen again when it is
             return
@@ -149,12 +113,11 @@ class StandingChecker:
         previous = account_of(body)
         account = reading.account.merged_over(previous)
         refusals = (previous.refusals if previous else 0) + 1 if reading.refused_status else 0
-        now = datetime.now(UTC)
         request = self._requests.pop(key, None) or (previous.request if previous else None)
+        now = datetime.now(UTC)
         account = account.model_copy(update={"refusals": refusals, "request": request})
-        account = account.model_copy(
-            update={"next_check_at": rfc3339(next_check(account, now, self.interval))}
-        )
+        next_at = next_check(account, now, self.interval)
+        account = account.model_copy(update={"next_check_at": rfc3339(next_at)})
         patch = {"status": {"account": account.model_dump(by_alias=True, mode="json", exclude_none=True)}}
         try:
             await self.kube.merge_patch(cr_path(ns, c.PLURAL_UPSTREAM, name, "status"), patch)
@@ -164,22 +127,7 @@ class StandingChecker:
                 return
             raise
         log.info("account standing of %s/%s: %s", ns, name, _summary(account))
-        self._due[key] = parse_rfc3339(account.next_check_at or rfc3339(now + self.interval))
-
-    def _route(self, ns: str, name: str) -> c.UpstreamRoute | None:
-        secret = self.writer.compiled("secrets", ns, c.upstream_route_name(name))
-        if secret is None:
-            return None
-        data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
-        try:
-            return c.parse_upstream_route(data)
-        except (KeyError, ValueError):
-            return None
-
-    async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._due[key] = next_at
 
 
 def _summary(account: AccountStatus) -> str:

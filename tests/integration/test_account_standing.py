@@ -21,6 +21,11 @@ from tokenpool.contract import compiled as c
 pytestmark = pytest.mark.integration
 # Readings every 2 s in these tests (6 h by default); the first at once.
 FAST = {"standing_interval_seconds": 2, "standing_first_delay_seconds": 0, "renewal_margin_days": 3}
+WAIT = 60  # seconds: generous for a loaded machine; the figures printed are what it took
+
+
+def _wait(predicate: Callable[[], Any], what: str = "") -> Any:
+    return wait_for(predicate, timeout=WAIT, what=what)
 
 
 def _account(pool: Pool, name: str) -> dict[str, Any]:
@@ -46,14 +51,14 @@ def test_standing_in_status_columns_and_metrics(
     operator = operator_process(namespace, **FAST)
     started = time.monotonic()
     _augment_token(pool, fake_upstream, "acct-a", credential)
-    account = wait_for(
+    account = _wait(
         lambda: _account(pool, "acct-a").get("creditsRemaining") == 740 and _account(pool, "acct-a")
     )
     print(f"standing in status {time.monotonic() - started:.1f}s after the token was created")
     assert account["plan"] == "Pro" and account["expiresAt"] == "2027-03-01T00:00:00Z"
     assert account["creditsTotal"] == 1000 and account["defaultModel"] == "fake-default"
     assert account.get("unknown", []) == []
-    wait_for(lambda: pool.condition(c.KIND_UPSTREAM, "acct-a", "AccountActive"), what="conditions")
+    _wait(lambda: pool.condition(c.KIND_UPSTREAM, "acct-a", "AccountActive"), what="conditions")
     assert pool.condition(c.KIND_UPSTREAM, "acct-a", "AccountActive")["status"] == "True"
     assert pool.condition(c.KIND_UPSTREAM, "acct-a", "RenewalDue")["reason"] == "NotDue"
     table = kubectl("get", "ut", "acct-a", "-n", namespace).stdout
@@ -83,22 +88,22 @@ def test_a_spent_account_is_retired_and_replaced(
         _augment_token(pool, fake_upstream, name, credential, {"pool": "spend"})
     operator_process(namespace, **FAST)
     for name in creds:
-        wait_for(lambda name=name: _account(pool, name).get("creditsRemaining") == 10, what=f"{name} read")
+        _wait(lambda name=name: _account(pool, name).get("creditsRemaining") == 10, what=f"{name} read")
     pool.user("alice")
     pool.allocation("alice-spend", "alice", selector={"matchLabels": {"pool": "spend"}}, count=1)
-    [first] = wait_for(lambda: pool.granted("alice-spend"), what="a token granted")
+    [first] = _wait(lambda: pool.granted("alice-spend"), what="a token granted")
     [other] = [n for n in creds if n != first]
     proxy = proxy_process(namespace)
-    plugin = PluginClient(proxy.url, wait_for(lambda: pool.personal_token("alice")))
-    wait_for(
+    plugin = PluginClient(proxy.url, _wait(lambda: pool.personal_token("alice")))
+    _wait(
         lambda: [t["token"] for t in plugin.list_tokens()] == [creds[first]], what="proxy hands out the grant"
     )
 
     _knobs(fake_upstream, creds[first], credits_remaining=0, depleted=True)  # spent
     spent_at = time.monotonic()
-    wait_for(lambda: pool.reason(c.KIND_UPSTREAM, first, "AccountActive") == "Depleted", timeout=20)
-    wait_for(lambda: pool.granted("alice-spend") == [other], timeout=20, what="selector picks a replacement")
-    wait_for(lambda: [t["token"] for t in plugin.list_tokens()] == [creds[other]], timeout=20, what="proxy")
+    _wait(lambda: pool.reason(c.KIND_UPSTREAM, first, "AccountActive") == "Depleted")
+    _wait(lambda: pool.granted("alice-spend") == [other], what="selector picks a replacement")
+    _wait(lambda: [t["token"] for t in plugin.list_tokens()] == [creds[other]], what="proxy")
     print(f"spent account retired and replaced at the proxy in {time.monotonic() - spent_at:.1f}s")
     assert pool.condition(c.KIND_UPSTREAM, first, "Healthy")["status"] == "True"  # its own verdict
     assert ("Warning", "Depleted") in {(t, r) for t, r, _ in pool.events(first)}
@@ -109,7 +114,7 @@ def test_a_spent_account_is_retired_and_replaced(
     # Topped up upstream; "check now" reads the standing at once instead of in a day.
     _knobs(fake_upstream, creds[first], credits_remaining=10, depleted=False)
     pool.patch(c.KIND_UPSTREAM, first, {"metadata": {"annotations": {c.ANNOTATION_CHECK_NOW: "1"}}})
-    wait_for(lambda: pool.reason(c.KIND_UPSTREAM, first, "AccountActive") == "Active", timeout=20)
+    _wait(lambda: pool.reason(c.KIND_UPSTREAM, first, "AccountActive") == "Active")
     assert ("Normal", "Active") in {(t, r) for t, r, _ in pool.events(first)}
     assert pool.upstream_route(first).healthy
 
@@ -121,12 +126,12 @@ def test_a_switched_off_endpoint_is_unknown_not_bad(
     _knobs(fake_upstream, credential, credits_remaining=500)
     operator_process(namespace, **FAST)
     _augment_token(pool, fake_upstream, "acct-off", credential)
-    wait_for(lambda: _account(pool, "acct-off").get("creditsRemaining") == 500)
+    _wait(lambda: _account(pool, "acct-off").get("creditsRemaining") == 500)
     _knobs(fake_upstream, credential, missing=["get-credit-info", "subscription-info"])
-    account = wait_for(lambda: _account(pool, "acct-off").get("unknown") and _account(pool, "acct-off"))
+    account = _wait(lambda: _account(pool, "acct-off").get("unknown") and _account(pool, "acct-off"))
     assert set(account["unknown"]) == {"credits", "subscription"}
     assert account["creditsRemaining"] == 500  # the last known value stays, marked unknown
-    active = wait_for(
+    active = _wait(
         lambda: (
             "not answered"
             in (pool.condition(c.KIND_UPSTREAM, "acct-off", "AccountActive") or {}).get("message", "")
@@ -146,12 +151,12 @@ def test_renewal_due_condition_and_event_fire_once(
     _knobs(fake_upstream, credential, end_date=soon)
     operator_process(namespace, **FAST)
     _augment_token(pool, fake_upstream, "acct-soon", credential)
-    wait_for(lambda: pool.reason(c.KIND_UPSTREAM, "acct-soon", "RenewalDue") == "ExpiresSoon", timeout=20)
+    _wait(lambda: pool.reason(c.KIND_UPSTREAM, "acct-soon", "RenewalDue") == "ExpiresSoon")
     first_check = _account(pool, "acct-soon")["checkedAt"]
     # Several more readings (every 2 s): the condition stays, the Event is not repeated.
-    wait_for(lambda: _account(pool, "acct-soon")["checkedAt"] != first_check, timeout=20, what="a re-read")
+    _wait(lambda: _account(pool, "acct-soon")["checkedAt"] != first_check, what="a re-read")
     later = _account(pool, "acct-soon")["checkedAt"]
-    wait_for(lambda: _account(pool, "acct-soon")["checkedAt"] != later, timeout=20, what="another re-read")
+    _wait(lambda: _account(pool, "acct-soon")["checkedAt"] != later, what="another re-read")
     events = [(t, r) for t, r, _ in pool.events("acct-soon")]
     assert events.count(("Warning", "ExpiresSoon")) == 1, events
     assert pool.upstream_route("acct-soon").healthy  # due, still routed to
