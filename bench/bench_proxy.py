@@ -106,15 +106,16 @@ def serve_proxy(fake_url: str, port: int) -> None:
     """Child process: the proxy app with one user and one token on the fake upstream."""
     from tokenpool_proxy.app import create_app
     from tokenpool_proxy.index import RouteIndex
-    from tokenpool_proxy.main import configure_logging, serve
+    from tokenpool_proxy.main import serve
     from tokenpool_proxy.settings import ProxySettings
 
     from tests.support.proxy_routes import upstream_route, user_route
+    from tokenpool import log_format
 
     settings = ProxySettings(
         host="127.0.0.1", port=port, ops_port=0
     )  # one port: the bench measures the relay
-    configure_logging(settings)
+    log_format.configure(settings.log_format, settings.log_level)
     index = RouteIndex()
     # maxConcurrency high: the benchmark measures the relay, not the per-token cap.
     index.replace_upstreams(

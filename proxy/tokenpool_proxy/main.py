@@ -3,55 +3,20 @@
 from __future__ import annotations
 
 import gc
-import logging
 import socket
-import sys
-from typing import Any
 
-import orjson
 import uvicorn
 from fastapi import FastAPI
+
+from tokenpool import log_format
 
 from .app import create_app
 from .settings import ProxySettings
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line; access lines carry their fields at the top level."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        access = getattr(record, "access", None)
-        if access:
-            out.update(access)
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(out).decode()
-
-
-def configure_logging(settings: ProxySettings) -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    if settings.log_format == "json":
-        formatter: logging.Formatter = JsonFormatter()
-        formatter.converter = __import__("time").gmtime
-    else:
-        formatter = logging.Formatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s %(access)s", defaults={"access": ""}
-        )
-    handler.setFormatter(formatter)
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(settings.log_level.upper())
-
-
 def run() -> None:
     settings = ProxySettings()
-    configure_logging(settings)
+    log_format.configure(settings.log_format, settings.log_level)
     serve(create_app(settings), settings)
 
 
