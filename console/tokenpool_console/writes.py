@@ -96,9 +96,17 @@ async def create(
     except KubeError as exc:
         raise problems.from_kube(exc, f"{kind} {name!r}") from exc
     assert obj is not None
-    b.mirror.observe(KINDS[plural][1], obj)
-    await b.access.record(caller, obj, reason, f"{kind} created")
+    await created(b, caller, plural, obj, reason, f"{kind} created")
     return obj
+
+
+async def created(
+    b: Backend, caller: Caller, plural: str, obj: dict[str, Any], reason: str, message: str
+) -> None:
+    """After a create made elsewhere (an account with its Secret): the answer folded into the
+    mirror, an Event naming the person."""
+    b.mirror.observe(KINDS[plural][1], obj)
+    await b.access.record(caller, obj, reason, message)
 
 
 async def delete(b: Backend, caller: Caller, ns: str, plural: str, name: str, reason: str) -> None:

@@ -14,17 +14,12 @@ import aiohttp
 import typer
 
 from tokenpool.accounts import augment_oauth as oauth
+from tokenpool.accounts.upstream_account import CreateError, create_upstream_token
 from tokenpool.cli.invocation import Context, Kubeconfig, Namespace, fail, run, target
 from tokenpool.cli.operations import AdminError, Target, explain, wait_condition
 from tokenpool.contract import compiled as contract
-from tokenpool.kube.client import KubeError, core_path, cr_path
 
-CREDENTIAL_SUFFIX = "-credential"
-LABEL_CREDENTIAL_FOR = "tokenpool.io/credential-for"
-
-
-def credential_secret_name(token: str) -> str:
-    return f"{token}{CREDENTIAL_SUFFIX}"
+MANAGED_BY_CLI = "tokenpool-cli"
 
 
 async def create_augment_token(
@@ -35,50 +30,23 @@ async def create_augment_token(
     spec_extra: dict[str, Any],
     labels: dict[str, str],
 ) -> dict[str, Any]:
-    """The credential Secret, then the UpstreamToken naming it, then the Secret owned by the
-    token (deleting the UpstreamToken deletes its credential). Errors name objects, never values."""
-    secret_name = credential_secret_name(name)
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": secret_name,
-            "namespace": target.namespace,
-            "labels": {LABEL_CREDENTIAL_FOR: name},
-        },
-        "type": "Opaque",
-        "stringData": {contract.DEFAULT_CREDENTIAL_KEY: access_token},
-    }
-    token = {
-        "apiVersion": contract.API_VERSION,
-        "kind": contract.KIND_UPSTREAM,
-        "metadata": {"name": name, "namespace": target.namespace, "labels": labels},
-        "spec": {
-            "provider": "Augment",
-            "endpoint": tenant_url,
-            "credentialSecretRef": {"name": secret_name, "key": contract.DEFAULT_CREDENTIAL_KEY},
-            **spec_extra,
-        },
-    }
+    """The credential Secret and the UpstreamToken (:mod:`tokenpool.accounts.upstream_account`);
+    a Secret that could not be made owned by the token is a warning, not a failure."""
+    spec = {"provider": "Augment", "endpoint": tenant_url, **spec_extra}
     try:
-        await target.kube.create(core_path(target.namespace, "secrets"), secret)
-    except KubeError as exc:
-        raise explain(exc, f"Secret {target.namespace}/{secret_name}") from exc
-    try:
-        created = await target.kube.create(cr_path(target.namespace, contract.PLURAL_UPSTREAM), token)
-    except KubeError as exc:
-        await target.kube.delete(core_path(target.namespace, "secrets", secret_name))
-        raise explain(exc, f"UpstreamToken {target.namespace}/{name}") from exc
-    assert created is not None
-    owner = {
-        "apiVersion": contract.API_VERSION,
-        "kind": contract.KIND_UPSTREAM,
-        "name": name,
-        "uid": created["metadata"]["uid"],
-    }
-    patch = {"metadata": {"ownerReferences": [owner]}}
-    await target.kube.merge_patch(core_path(target.namespace, "secrets", secret_name), patch)
-    return created
+        created = await create_upstream_token(
+            target.kube, target.namespace, name, spec, access_token, labels, MANAGED_BY_CLI
+        )
+    except CreateError as exc:
+        raise explain(exc.error, exc.what) from None
+    if created.owner_error is not None:
+        error = created.owner_error
+        typer.secho(
+            f"warning: Secret {created.secret_name} could not be made owned by the token "
+            f"({error.status} {error.reason}): delete it yourself when you delete the token",
+            err=True,
+        )
+    return created.token
 
 
 async def sign_in(
