@@ -6,8 +6,9 @@ rules still apply to whatever is written.
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -65,13 +66,10 @@ def _check_email(email: str) -> None:
         raise ValueError("email must look like name@example.com")
 
 
-class TokenCreate(_Body):
+class _AccountFields(_Body):
+    """What every way of adding an upstream account asks besides the credential."""
+
     name: str = Field(pattern=NAME)
-    provider: Provider = "Augment"
-    endpoint: str = Field(min_length=8, max_length=2048)
-    credential: str = Field(
-        min_length=1, max_length=8192, repr=False, description="Stored in a Secret; never shown again."
-    )
     labels: dict[str, str] = Field(default_factory=dict, max_length=32)
     max_concurrency: int = Field(default=1, ge=1, le=1000)
     min_interval_seconds: int = Field(default=0, ge=0, le=86400)
@@ -79,12 +77,42 @@ class TokenCreate(_Body):
     description: str = Field(default="", max_length=1024)
 
     @model_validator(mode="after")
-    def _labels(self) -> TokenCreate:
+    def _labels(self) -> _AccountFields:
         for key, value in self.labels.items():
             if not re.match(LABEL_KEY, key) or len(key) > 317 or not re.match(LABEL_VALUE, value):
                 raise ValueError(f"label {key}={value} is not a valid Kubernetes label")
+        return self
+
+
+class TokenCreate(_AccountFields):
+    provider: Provider = "Augment"
+    endpoint: str = Field(min_length=8, max_length=2048)
+    credential: str = Field(
+        min_length=1, max_length=8192, repr=False, description="Stored in a Secret; never shown again."
+    )
+
+    @model_validator(mode="after")
+    def _credential(self) -> TokenCreate:
         if any(c.isspace() for c in self.credential.strip()) or not self.credential.strip():
             raise ValueError("the credential must be one token without spaces")
+        return self
+
+
+class SignInFinish(_AccountFields):
+    login_id: str = Field(min_length=8, max_length=128, description="From oauth/start.")
+    answer: str | dict[str, Any] = Field(
+        repr=False,
+        description='What the sign-in page shows: {"code", "state", "tenant_url"} (as text or as JSON).',
+    )
+
+    @property
+    def answer_text(self) -> str:
+        return self.answer if isinstance(self.answer, str) else json.dumps(self.answer)
+
+    @model_validator(mode="after")
+    def _answer_size(self) -> SignInFinish:
+        if len(self.answer_text) > 8192:
+            raise ValueError("the sign-in answer is longer than any the sign-in page shows")
         return self
 
 

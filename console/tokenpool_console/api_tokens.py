@@ -6,8 +6,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from . import allocation_actions, queries, token_actions
-from .api_models import AllocationCreate, BulkAssign, TokenCreate
+from . import account_sign_in, allocation_actions, queries, token_actions
+from .api_models import AllocationCreate, BulkAssign, SignInFinish, TokenCreate
 from .guards import BackendDep, CurrentCaller, Namespace
 from .pool_stats import token_summary
 from .present import allocation_json, days_json, page_json, token_json
@@ -17,7 +17,7 @@ from .writes import row
 tokens = APIRouter(prefix="/api/admin/tokens", tags=["admin: upstream tokens"])
 allocations = APIRouter(prefix="/api/admin/allocations", tags=["admin: allocations"])
 TOKENS, ALLOCATIONS = token_actions.TOKENS, allocation_actions.ALLOCATIONS
-TokenState = Literal["", "Healthy", "CoolingDown", "Unhealthy", "Suspended", "NotReady"]
+TokenState = Literal["", "Healthy", "CoolingDown", "Unhealthy", "Retired", "Suspended", "NotReady"]
 PerPage = Annotated[int, Query(ge=1, le=queries.MAX_PER_PAGE, alias="perPage")]
 
 
@@ -43,6 +43,26 @@ async def create_token(
 ) -> dict[str, Any]:
     """Stores the credential in a Secret (never shown again) and creates the UpstreamToken."""
     await token_actions.create_token(b, authed.caller, ns, body)
+    return token_json(row(b, ns, TOKENS, body.name), utc_today())
+
+
+@tokens.post("/oauth/start")
+async def start_sign_in(b: BackendDep, authed: CurrentCaller, ns: Namespace) -> dict[str, Any]:
+    """Starts adding an Augment account by signing in with it: open `url`, sign in, and send
+    the JSON the page shows to `oauth/finish` with this `loginId`, from the same session (or
+    the same bearer identity) within `expiresInSeconds`. Same rights as adding a token."""
+    return await account_sign_in.start(b, authed, ns)
+
+
+@tokens.post("/oauth/finish", status_code=201)
+async def finish_sign_in(
+    b: BackendDep, authed: CurrentCaller, ns: Namespace, body: SignInFinish
+) -> dict[str, Any]:
+    """Checks the pasted answer against its sign-in (once), exchanges the code and creates the
+    credential Secret and the UpstreamToken (endpoint = the tenant URL). 404 `SignInNotFound`,
+    422 `SignInRefused` (state, expiry, tenant host, the code refused upstream), 502
+    `TenantUnreachable`; the access token is never in an answer."""
+    await account_sign_in.finish(b, authed, ns, body)
     return token_json(row(b, ns, TOKENS, body.name), utc_today())
 
 

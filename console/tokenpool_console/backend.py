@@ -12,6 +12,7 @@ from .login_sessions import SessionStore
 from .mirror import PoolMirror
 from .pool_stats import StatsCache
 from .settings import ConsoleSettings
+from .sign_in_store import SignIns
 from .throttle import Throttle
 
 
@@ -26,6 +27,7 @@ class Backend:
     login_throttle: Throttle = field(init=False)
     join_throttle: Throttle = field(init=False)
     stats: StatsCache = field(init=False)
+    sign_ins: SignIns = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -37,3 +39,4 @@ class Backend:
         )
         self.join_throttle = Throttle(s.join_per_address_per_hour, s.join_total_per_hour, 3600)
         self.stats = StatsCache(s.default_quota, s.max_quota)
+        self.sign_ins = SignIns(s.sign_in_seconds, s.augment_authorize_url)

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from . import allocation_actions, forms, problems, queries, token_actions
-from .api_models import AllocationCreate, BulkAssign, TokenCreate
+from . import account_sign_in, allocation_actions, forms, problems, queries, token_actions
+from .api_models import AllocationCreate, BulkAssign, SignInFinish, TokenCreate
 from .backend import Backend
 from .guards import BackendDep, form_fields
 from .page_kit import render
@@ -49,27 +49,54 @@ async def tokens_table(request: Request, b: BackendDep, authed: PageCaller) -> R
     return render(request, "_tokens_table.html", **_tokens_context(b, ns, dict(request.query_params)))
 
 
+def _account_fields(form: dict[str, str]) -> dict[str, Any]:
+    return {
+        "name": form.get("name", ""),
+        "labels": forms.labels(form.get("labels")),
+        "maxConcurrency": forms.int_or_none(form.get("max_concurrency")),
+        "minIntervalSeconds": forms.int_or_none(form.get("min_interval_seconds")),
+        "maxAllocations": forms.int_or_none(form.get("max_allocations")),
+        "description": form.get("description", ""),
+    }
+
+
 @router.post("/tokens", response_class=HTMLResponse)
 async def create_token(request: Request, b: BackendDep, authed: PageCaller) -> Response:
     form = await form_fields(request)
     body = forms.model(
         TokenCreate,
         {
-            "name": form.get("name", ""),
             "provider": form.get("provider", "Augment"),
             "endpoint": form.get("endpoint", ""),
             "credential": form.get("credential", ""),
-            "labels": forms.labels(form.get("labels")),
-            "maxConcurrency": forms.int_or_none(form.get("max_concurrency")),
-            "minIntervalSeconds": forms.int_or_none(form.get("min_interval_seconds")),
-            "maxAllocations": forms.int_or_none(form.get("max_allocations")),
-            "description": form.get("description", ""),
+            **_account_fields(form),
         },
     )
     await token_actions.create_token(b, authed.caller, ns_of(authed, b), body)
     return changed(
         render(
             request, "_flash_only.html", message="Upstream token added; its credential is stored in a Secret."
+        )
+    )
+
+
+@router.post("/tokens/-/oauth/start", response_class=HTMLResponse)
+async def start_sign_in(request: Request, b: BackendDep, authed: PageCaller) -> Response:
+    started = await account_sign_in.start(b, authed, ns_of(authed, b))
+    minutes = -(-started["expiresInSeconds"] // 60)
+    return render(request, "_sign_in_form.html", sign_in=started, minutes=minutes)
+
+
+@router.post("/tokens/-/oauth/finish", response_class=HTMLResponse)
+async def finish_sign_in(request: Request, b: BackendDep, authed: PageCaller) -> Response:
+    form = await form_fields(request)
+    fields = {"loginId": form.get("login_id", ""), "answer": form.get("answer", ""), **_account_fields(form)}
+    await account_sign_in.finish(b, authed, ns_of(authed, b), forms.model(SignInFinish, fields))
+    return changed(
+        render(
+            request,
+            "_sign_in_done.html",
+            message="Account signed in and added; its access token is stored in a Secret.",
         )
     )
 

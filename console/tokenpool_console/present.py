@@ -8,6 +8,7 @@ from .pool_stats import PoolStats, Ranked
 from .projections import AllocationRow, TokenRow, UserRow
 from .queries import Page
 from .tallies import Tally
+from .token_standing import standing_json
 
 
 def days_json(days: list[tuple[str, Tally]]) -> list[dict[str, Any]]:
@@ -65,6 +66,7 @@ def token_json(t: TokenRow, today: str) -> dict[str, Any]:
             "lastErrorAt": t.health.last_error_at,
             "consecutiveFailures": t.health.consecutive_failures,
         },
+        "account": standing_json(t.standing),
         "allocations": t.allocations,
         "managedBy": t.meta.gitops or None,
         "usage": {

@@ -15,6 +15,7 @@ from tokenpool.contract.status_fields import Health
 
 from . import gitops
 from .tallies import UsageView, usage_view
+from .token_standing import Standing, standing_of
 
 # Join requests (docs/console.md, "Joining the pool"): a PoolUser created suspended with this
 # label; approving sets it to "approved", rejecting deletes the PoolUser.
@@ -131,6 +132,7 @@ class TokenRow:
     health_reason: str
     allocations: int
     health: Health
+    standing: Standing | None  # the account's standing (Augment, after the first reading)
     usage: UsageView
     search: str = field(repr=False)
 
@@ -139,15 +141,35 @@ class TokenRow:
         return self.meta.name
 
     @property
+    def retired(self) -> bool:
+        return self.standing is not None and self.standing.retired
+
+    @property
     def state(self) -> str:
-        """One word for the health counts: Suspended, NotReady, Unhealthy, CoolingDown, Healthy."""
+        """One word for the health counts: Suspended, NotReady, Retired (the account is spent,
+        ended or refused: not routed to until a reading says otherwise), Unhealthy, CoolingDown,
+        Healthy."""
         if self.suspended:
             return "Suspended"
         if not self.ready:
             return "NotReady"
+        if self.retired:
+            return "Retired"
         if self.health.state != "Healthy":
             return self.health.state
         return "Healthy" if self.healthy else "Unhealthy"
+
+    @property
+    def state_reason(self) -> str:
+        """Why the token is in its state (a CamelCase reason), "" when Healthy or Suspended."""
+        state = self.state
+        if state == "NotReady":
+            return self.reason
+        if state == "Retired" and self.standing is not None and self.standing.active is not None:
+            return self.standing.active.reason
+        if state in ("Unhealthy", "CoolingDown"):
+            return self.health.reason or self.health_reason
+        return ""
 
 
 def token_row(obj: dict[str, Any]) -> TokenRow:
@@ -177,6 +199,9 @@ def token_row(obj: dict[str, Any]) -> TokenRow:
         health_reason=str(healthy.get("reason") or ""),
         allocations=int(status.get("allocations") or 0),
         health=health,
+        standing=standing_of(
+            status.get("account"), _condition(status, "AccountActive"), _condition(status, "RenewalDue")
+        ),
         usage=usage_view(status),
         search=f"{meta.name}\n{description}\n{spec.get('endpoint') or ''}".lower(),
     )

@@ -68,7 +68,8 @@ def users(
     return _paged(rows, page, per_page)
 
 
-TOKEN_STATES = ("Healthy", "CoolingDown", "Unhealthy", "Suspended", "NotReady")
+# TokenRow.state values, for filters and the health counts (Retired: the account is spent or ended).
+TOKEN_STATES = ("Healthy", "CoolingDown", "Unhealthy", "Retired", "Suspended", "NotReady")
 
 
 def tokens(

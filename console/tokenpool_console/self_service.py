@@ -42,8 +42,7 @@ class MyAccount:
 def _held(token: TokenRow | None, name: str, priority: int, mine: Tally) -> HeldToken:
     if token is None:
         return HeldToken(name, priority, "Missing", "", "", mine)
-    reason = token.health.reason or token.health_reason if token.state != "Healthy" else ""
-    return HeldToken(name, priority, token.state, reason, token.health.cooldown_until or "", mine)
+    return HeldToken(name, priority, token.state, token.state_reason, token.health.cooldown_until or "", mine)
 
 
 def account(b: Backend, caller: Caller, today: str, days: int = 30) -> MyAccount:

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from tokenpool.accounts.augment_oauth import ALLOWED_TENANT_HOSTS, AUTHORIZE_URL, LOGIN_TTL_S
+
 JoinMode = Literal["off", "invitation", "open"]
 
 
@@ -46,6 +48,15 @@ class ConsoleSettings(BaseSettings):
     # PoolUser without spec.tokenQuota, and the cap, for quota statistics and the forms.
     default_quota: int = Field(default=3, ge=0)
     max_quota: int = Field(default=10, ge=0)
+    # Adding an Augment account by signing in with it (OAuth with PKCE): the sign-in page, the
+    # tenant hosts the console may send a code to (the pasted answer names the tenant; "*.x"
+    # matches subdomains of x; plain http only on a loopback host listed here), and how long a
+    # started sign-in may take.
+    augment_authorize_url: str = Field(default=AUTHORIZE_URL, pattern=r"^https?://")
+    augment_tenant_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(ALLOWED_TENANT_HOSTS)
+    )
+    sign_in_seconds: float = Field(default=LOGIN_TTL_S, gt=0, le=86400)
     # How long to wait for the operator to generate or rotate a personal token.
     token_wait_seconds: float = Field(default=20.0, gt=0)
     # Client addresses from X-Forwarded-For are trusted from these peers (an ingress controller).
@@ -58,7 +69,7 @@ class ConsoleSettings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _split_lists(cls, values: dict[str, object]) -> dict[str, object]:
-        for key in ("namespaces", "kubernetes_audiences"):
+        for key in ("namespaces", "kubernetes_audiences", "augment_tenant_hosts"):
             raw = values.get(key)
             if isinstance(raw, str):
                 values[key] = [item.strip() for item in raw.split(",") if item.strip()]

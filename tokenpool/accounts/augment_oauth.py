@@ -37,6 +37,10 @@ class LoginError(ValueError):
     """The login cannot go on; the message tells the admin what to do (never a secret)."""
 
 
+class TenantUnreachable(LoginError):
+    """The tenant's ``token`` endpoint did not answer (network, timeout): not the admin's fault."""
+
+
 @dataclass(frozen=True)
 class PendingLogin:
     """One sign-in in progress: what the exchange needs, and until when it may happen."""
@@ -140,7 +144,7 @@ async def exchange(session: aiohttp.ClientSession, pending: PendingLogin, answer
             status = resp.status
             doc = await resp.json(content_type=None) if status == 200 else None
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        raise LoginError(f"cannot reach {answer.tenant_url}token: {type(exc).__name__}") from None
+        raise TenantUnreachable(f"cannot reach {answer.tenant_url}token: {type(exc).__name__}") from None
     if status != 200:
         raise LoginError(
             f"the upstream refused the code (HTTP {status}): it was used already, expired or belongs "
