@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .mirror import NamespacePool
+from .projections import TokenRow
 from .tallies import Tally, last_days
 
 COUNT_COLUMNS = ["requests", "successes", "errors", "promptTokens", "completionTokens"]
@@ -68,6 +69,10 @@ def tokens(pool: NamespacePool, today: str, days: int) -> Iterator[str]:
         "state",
         "reason",
         "cooldownUntil",
+        "plan",
+        "creditsRemaining",
+        "creditsTotal",
+        "expiresAt",
         "allocations",
         "description",
         "lastUsedAt",
@@ -79,8 +84,9 @@ def tokens(pool: NamespacePool, today: str, days: int) -> Iterator[str]:
             t.name,
             t.provider,
             t.state,
-            t.health.reason,
+            t.state_reason,
             t.health.cooldown_until or "",
+            *_standing(t),
             t.allocations,
             t.description,
             t.usage.last_used_at,
@@ -91,6 +97,17 @@ def tokens(pool: NamespacePool, today: str, days: int) -> Iterator[str]:
         for t in sorted(pool.tokens.values(), key=lambda t: t.name)
     )
     return _rows(header, rows)
+
+
+def _standing(t: TokenRow) -> list[Any]:
+    s = t.standing
+    if s is None:
+        return ["", "", "", ""]
+    return [s.plan, _blank(s.credits_remaining), _blank(s.credits_total), s.expires_at]
+
+
+def _blank(value: int | None) -> Any:
+    return "" if value is None else value
 
 
 def daily(pool: NamespacePool, today: str, days: int) -> Iterator[str]:

@@ -60,6 +60,7 @@ ACTIONS = [
             "credential": "cred-{me}-0123456789",
         },
     ),
+    Action("sign in an account (start)", "POST", "/api/admin/tokens/oauth/start"),
     Action("check token now", "POST", "/api/admin/tokens/t1/check"),
     Action("allocate", "POST", "/api/admin/allocations", {"user": "{victim}", "tokens": ["t1"]}),
     Action("invitation code", "POST", "/api/admin/invitations", {"uses": 1}),

@@ -18,6 +18,7 @@ import kubernetes
 import pytest
 
 from tests.support.console_fixtures import ConsoleClient, ConsoleProcess
+from tests.support.kube_identities import bind, service_account_token
 from tests.support.tokenpool_objects import Pool
 from tests.support.waiting import wait_for
 from tokenpool.contract import compiled as c
@@ -160,6 +161,44 @@ def test_a_signed_in_account_gets_its_secret_an_owned_token_and_its_standing(wor
     assert not [text for text in world.seen if ACCESS_TOKEN in text]
     assert ACCESS_TOKEN not in json.dumps(world.pool.get(c.KIND_UPSTREAM, "signed-1"))
     assert ACCESS_TOKEN not in json.dumps(events) and ACCESS_TOKEN not in world.console.log(5000)
+
+
+def test_a_kubernetes_identity_signs_in_as_itself(
+    world: World, namespace: str, kube_api: kubernetes.client.ApiClient
+) -> None:
+    """Checked with access reviews first, then written while impersonating the person: this
+    identity may create Secrets and UpstreamTokens but not patch Secrets, so its Secret stays
+    without owner although the console's own identity could have patched it."""
+    rbac = kubernetes.client.RbacAuthorizationV1Api(kube_api)
+    role = f"signer-{namespace}"[:63]
+    rules = [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+        {"apiGroups": [c.GROUP], "resources": [c.PLURAL_UPSTREAM], "verbs": ["create", "get", "list"]},
+    ]
+    rbac.create_cluster_role({"metadata": {"name": role}, "rules": rules})
+    try:
+        bind(kube_api, namespace, "signer", role)
+        script = world.console.client().bearer(service_account_token(kube_api, namespace, "signer"))
+
+        def start() -> Any:
+            response = world.call(script, START)
+            return response.json() if response.status_code == 200 else None
+
+        login = wait_for(start, 30, interval=0.5, what="the binding is effective")
+        world.code("code-k8s")
+        answer = page_answer(login["url"], "code-k8s", world.fake.tenant("d9"))
+        finished = world.call(
+            script, FINISH, {"loginId": login["loginId"], "answer": answer, "name": "by-k8s"}
+        )
+        assert finished.status_code == 201, finished.text
+    finally:
+        rbac.delete_cluster_role(role)
+    secret = world.pool.secret("by-k8s-credential")
+    assert secret is not None and world.pool.secret_value("by-k8s-credential") == ACCESS_TOKEN
+    assert not secret.metadata.owner_references, "the owner patch was refused to the person"
+    person = f"Kubernetes user system:serviceaccount:{namespace}:signer"
+    assert any(r == "TokenSignedIn" and person in m for _, r, m in world.pool.events("by-k8s"))
+    assert "stays without owner" in world.console.log(5000)
 
 
 def test_refused_sign_ins_create_nothing(

@@ -1,14 +1,17 @@
 """The console in headless Chromium, on the whole system: operator, proxy, fake upstream and
 console as real processes on the real API server. An admin logs in, creates a user and sees the
-token once, allocates tokens, sends chats through the proxy and sees the usage appear, switches
-language; a user rotates their token; a visitor asks for access and is approved. Screenshots go
-to .artifacts/console/screenshots (docs/console.md shows those)."""
+token once, allocates tokens, sends chats through the proxy and sees the usage appear, sees the
+accounts' standing (one spent, one running low), switches language; an admin signs an Augment
+account in; a user rotates their token; a visitor asks for access and is approved. Screenshots
+go to .artifacts/console/screenshots (docs/console.md shows those)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import openai
 import pytest
@@ -17,9 +20,15 @@ from tests.support.browser_fixtures import Browser
 from tests.support.console_fixtures import ConsoleProcess
 from tests.support.tokenpool_objects import Pool
 from tests.support.waiting import wait_for
+from tokenpool.contract import compiled as c
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
+# The accounts' standing as the fake upstream reports it: acct-3 is spent, acct-2 running low.
+KNOBS = {
+    "acct-2": {"credits_remaining": 60, "plan": "Pro"},
+    "acct-3": {"depleted": True, "credits_remaining": 0},
+}
 
 
 @pytest.fixture
@@ -31,9 +40,11 @@ def system(
     proxy_process: Callable[..., Any],
     console_process: Callable[..., ConsoleProcess],
 ) -> dict[str, Any]:
-    operator_process(namespace)
+    operator_process(namespace, standing_first_delay_seconds=0)
     for name in ("acct-1", "acct-2", "acct-3"):
-        pool.credential(f"{name}-cred", f"cred-{name}-" + "0" * 40)
+        credential = f"cred-{name}-" + "0" * 40
+        fake_upstream.http.put(f"_control/accounts/{credential}", json=KNOBS.get(name, {})).raise_for_status()
+        pool.credential(f"{name}-cred", credential)
         pool.token(
             name,
             endpoint=fake_upstream.tenant(name),
@@ -47,7 +58,8 @@ def system(
         n: wait_for(lambda n=n: pool.personal_token(n), 60, what=f"{n}'s token") for n in ("admin", "alice")
     }
     proxy = proxy_process(namespace, usage_flush_interval_seconds=1)
-    console = console_process(namespace, join="open")
+    # The fake tenant is plain http on 127.0.0.1: allowed explicitly, as an admin would a host.
+    console = console_process(namespace, join="open", augment_tenant_hosts="*.augmentcode.com,127.0.0.1")
     return {"proxy": proxy, "console": console, "tokens": tokens}
 
 
@@ -110,8 +122,15 @@ def test_admin_journey(browser: Browser, system: dict[str, Any], pool: Pool) -> 
 
     wait_for(stats_shown, 30, interval=1, what="carol among the top users")
     browser.shot("statistics")
-    browser.open(f"{url}/tokens")
-    browser.wait_text("#tokens-table", "acct-1")
+
+    def standing_shown() -> bool:  # the operator's first readings, then a reload
+        browser.open(f"{url}/tokens")
+        table = browser.text("#tokens-table")
+        return "Retired" in table and "Renewal due" in table
+
+    wait_for(standing_shown, 30, interval=0.5, what="the accounts' standing in the table")
+    assert "Depleted" in browser.text("tr[data-token='acct-3']")
+    assert "60 / 1,000" in browser.text("tr[data-token='acct-2']")
     browser.shot("upstream-tokens")
 
     browser.click("#lang-zh")
@@ -126,6 +145,42 @@ def test_admin_journey(browser: Browser, system: dict[str, Any], pool: Pool) -> 
     browser.dark(False)
     browser.click("#lang-en")
     browser.wait_text("h1", "Overview")
+
+
+def test_admin_signs_in_an_account(
+    browser: Browser, system: dict[str, Any], pool: Pool, fake_upstream: Any
+) -> None:
+    access_token = "browser-signed-in-access-token-0123456789"
+    url = system["console"].url
+    log_in(browser, url, system["tokens"]["admin"])
+    browser.open(f"{url}/tokens")
+    browser.click("#add-token-box summary")
+    browser.click("#sign-in-start")
+    link = browser.find("#sign-in-link").get_attribute("href")
+    assert link.startswith("https://auth.augmentcode.com/authorize?") and link in browser.text("#sign-in-url")
+    # Signing in on Augment's page, played here: the page would show this JSON.
+    state = parse_qs(urlsplit(link).query)["state"][0]
+    fake_upstream.http.put(
+        "_control/oauth/browser-code", json={"access_token": access_token}
+    ).raise_for_status()
+    shown = {"code": "browser-code", "state": state, "tenant_url": fake_upstream.tenant("d9")}
+    browser.fill("#sign-in-answer", json.dumps(shown))
+    browser.fill("#sign-in-name", "signed-in-1")
+    browser.fill("#sign-in-labels", "tokenpool.io/pool=shared")
+    browser.shot("upstream-token-sign-in")
+    browser.click("#sign-in-finish")
+    browser.wait_text("#notice", "Account signed in and added")
+    browser.wait_text("#tokens-table", "signed-in-1")
+    browser.find("#sign-in-start")  # ready for the next one
+    assert pool.secret_value("signed-in-1-credential") == access_token
+    assert pool.get(c.KIND_UPSTREAM, "signed-in-1")["spec"]["endpoint"] == fake_upstream.tenant("d9")
+
+    def credits_shown() -> bool:  # the operator reads the new account's standing at once
+        browser.open(f"{url}/tokens")
+        return "1,000 / 1,000" in browser.text("tr[data-token='signed-in-1']")
+
+    wait_for(credits_shown, 30, interval=0.5, what="the signed-in account's credits")
+    assert access_token not in browser.driver.page_source
 
 
 def test_user_rotates_own_token(browser: Browser, system: dict[str, Any]) -> None:

@@ -8,8 +8,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from tokenpool_console import sign_in_store
+from tokenpool_console import csv_export, sign_in_store
 from tokenpool_console.api_models import SignInFinish
+from tokenpool_console.mirror import NamespacePool
 from tokenpool_console.pool_stats import health_counts
 from tokenpool_console.projections import token_row
 from tokenpool_console.sign_in_store import SignIns, owner_key
@@ -131,3 +132,15 @@ def test_retired_is_its_own_state_and_count() -> None:
     assert suspended.state == "Suspended"
     counts = health_counts([_token({}, **retired), unhealthy_too, suspended, _token()])
     assert (counts["Retired"], counts["Suspended"], counts["Healthy"]) == (2, 1, 1)
+
+
+def test_the_tokens_csv_has_the_standing() -> None:
+    pool = NamespacePool("ns")
+    account = {"plan": "Pro", "creditsRemaining": 0, "creditsTotal": 1000}
+    account["expiresAt"] = "2027-03-01T00:00:00Z"
+    pool.tokens["t"] = _token(account, AccountActive=("False", "Depleted"))
+    header, row = "".join(csv_export.tokens(pool, "2026-11-29", 7)).splitlines()[:2]
+    columns = dict(zip(header.split(","), row.split(","), strict=False))
+    assert (columns["state"], columns["reason"], columns["plan"]) == ("Retired", "Depleted", "Pro")
+    assert (columns["creditsRemaining"], columns["creditsTotal"]) == ("0", "1000")
+    assert columns["expiresAt"] == "2027-03-01T00:00:00Z"
