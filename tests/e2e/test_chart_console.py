@@ -106,3 +106,8 @@ def test_console_ingress_under_the_proxy_host(all_features_render: list[Manifest
     np = one(all_features_render, "NetworkPolicy", "console")
     assert np["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 8090}]
     assert {p["port"] for r in np["spec"]["egress"] for p in r["ports"]} == {53, 443, 6443}
+    upstream = [
+        r for r in np["spec"]["egress"] if any("except" in t.get("ipBlock", {}) for t in r.get("to", ()))
+    ]
+    assert upstream, "the console reaches Augment tenants (sign-in code exchange)"
+    assert env_of(dep)["TOKENPOOL_CONSOLE_AUGMENT_TENANT_HOSTS"] == "*.augmentcode.com"
