@@ -32,7 +32,7 @@ from tokenpool.contract import compiled as c
 from tokenpool.contract.status_fields import utc_date
 from tokenpool.dev import binaries
 from tokenpool.dev.controlplane import ControlPlane
-from tokenpool.kube.client import KubeClient, core_path, cr_path
+from tokenpool.kube.client import KubeClient, cr_path
 
 ROOT = Path(__file__).resolve().parents[1]
 NS = "bench-console"
@@ -81,9 +81,34 @@ def usage(seed: int, days: int, upstreams: list[str] | None) -> dict[str, Any]:
     return doc
 
 
+def standing(i: int) -> dict[str, Any]:
+    """An account's standing as the operator writes it: every 10th spent (retired), every 7th
+    running low (renewal due)."""
+    remaining = 0 if i % 10 == 0 else 50 if i % 7 == 0 else 1000 - i
+    account = {
+        "plan": "Developer",
+        "active": True,
+        "expiresAt": "2027-03-01T00:00:00Z",
+        "depleted": remaining == 0,
+        "creditsRemaining": remaining,
+        "creditsTotal": 1000,
+        "checkedAt": "2026-11-29T20:00:00Z",
+        "nextCheckAt": "2026-11-30T02:00:00Z",
+        "unknown": [],
+    }
+    when = "2026-11-29T20:00:00Z"
+    active = ("False", "Depleted") if remaining == 0 else ("True", "Active")
+    due = ("True", "CreditsLow") if remaining == 50 else ("False", "NotDue")
+    conditions = [
+        {"type": t, "status": st, "reason": r, "message": r, "lastTransitionTime": when}
+        for t, (st, r) in (("Ready", ("True", "Ready")), ("AccountActive", active), ("RenewalDue", due))
+    ]
+    return {"account": account, "conditions": conditions}
+
+
 async def seed(kube: KubeClient, users: int, tokens: int, days: int) -> tuple[str, float]:
     """The pool, as the operator and the proxy would have left it; returns a pool admin's personal
-    token (its route written like the operator's) and the seconds taken."""
+    token (its sha256 published in status like the operator's) and the seconds taken."""
     started = time.monotonic()
     await kube.create("/api/v1/namespaces", {"metadata": {"name": NS}})
 
@@ -103,10 +128,8 @@ async def seed(kube: KubeClient, users: int, tokens: int, days: int) -> tuple[st
                 "spec": spec,
             },
         )
-        await kube.merge_patch(
-            cr_path(NS, c.PLURAL_UPSTREAM, name, "status"),
-            {"status": {"usage": usage(i, days, None), "allocations": users // tokens}},
-        )
+        status = {"usage": usage(i, days, None), "allocations": users // tokens, **standing(i)}
+        await kube.merge_patch(cr_path(NS, c.PLURAL_UPSTREAM, name, "status"), {"status": status})
 
     async def user(i: int) -> None:
         name = f"user-{i:05d}"
@@ -147,16 +170,11 @@ async def seed(kube: KubeClient, users: int, tokens: int, days: int) -> tuple[st
             print(f"  seeded {done} users ({time.monotonic() - started:.0f}s)", file=sys.stderr)
 
     await bounded(users, 16, counted)
-    admin = await kube.get(cr_path(NS, c.PLURAL_USER, "user-00000"))
-    assert admin is not None
     personal = secrets.token_hex(32)
-    route = c.UserRoute.model_validate(
-        {"user": "user-00000", "tokenSha256": c.hash_personal_token(personal), "role": "Admin"}
+    await kube.merge_patch(  # as the operator publishes it: the console's personal-token logins
+        cr_path(NS, c.PLURAL_USER, "user-00000", "status"),
+        {"status": {"personalTokenSha256": c.hash_personal_token(personal)}},
     )
-    data = {c.USER_ROUTE_KEY: c.dump(route)}
-    owner = {"kind": c.KIND_USER, **admin}
-    meta = c.compiled_metadata(c.user_route_name("user-00000"), c.ROUTE_USER, owner, data)
-    await kube.create(core_path(NS, "configmaps"), {"metadata": meta, "data": data})
     return personal, time.monotonic() - started
 
 
