@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from tokenpool_proxy.app import create_app
 from tokenpool_proxy.index import RouteIndex
 from tokenpool_proxy.settings import ProxySettings
+from tokenpool_proxy.usage.counters import upstream_key
 from tokenpool_proxy.usage.service import UsageService
 
 from tokenpool.contract.compiled import (
@@ -20,6 +21,7 @@ from tokenpool.contract.compiled import (
     UserRoute,
     hash_personal_token,
 )
+from tokenpool.contract.status_fields import Usage
 
 PT = "a" * 64
 OTHER_PT = "b" * 64
@@ -172,3 +174,18 @@ async def test_metrics_are_bounded_unless_per_user_is_on(client_for: ClientFor) 
     _usage(app).record("alice", "tok-a", "success", 1, 1, 0.3)
     text = (await client_for(app).get("/metrics")).text
     assert 'tokenpool_proxy_user_records_total{outcome="success",user="alice"} 1.0' in text
+
+
+async def test_a_malformed_last_used_at_in_status_does_not_break_the_token_list(
+    client_for: ClientFor,
+) -> None:
+    """Whatever another writer left in ``status.usage.lastUsedAt``, ``/api/tokens`` answers."""
+    app = _app()
+    usage = _usage(app)
+    usage.book.observe(
+        upstream_key("tok-a"), Usage.model_validate({"total": {"requests": 5}, "lastUsedAt": "soon"})
+    )
+    r = await client_for(app).get("/api/tokens", headers={"Authorization": f"Bearer {PT}"})
+    assert r.status_code == 200
+    tokens = {t["token"]: t for t in r.json()["tokens"]}
+    assert tokens["secret-tok-a"]["usage_count"] == 5 and tokens["secret-tok-a"]["last_used"] is None

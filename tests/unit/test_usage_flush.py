@@ -305,3 +305,38 @@ async def test_limit_overshoot_between_flushes_is_bounded_by_the_other_replicas(
     assert _total(store, KIND_USER, "alice") == 10
     assert all(limiter.check("alice", limits, NOW) is not None for limiter in limiters)
     assert all(limiter.used_today("alice", NOW) == 10 for limiter in limiters)
+
+
+async def test_a_failed_write_keeps_a_newer_unhealthy_verdict() -> None:
+    """A token this replica knew as healthy turns Unhealthy; the write of that news fails. The
+    stale status (no health) must not read as "an admin cleared it": the verdict stays, and the
+    next flush writes it."""
+    store = MemoryStore()
+    store.create(KIND_UPSTREAM, "tok")
+    balancer = HealthBook()
+    flusher = Flusher(UsageBook(), store, FixedClock(), health=HealthSync(balancer))
+    balancer.started("tok")  # the token served traffic: known to this replica as healthy
+    balancer.finished("tok")
+    await flusher.flush()
+    balancer.unhealthy("tok", "Unauthorized")
+    store.fail_patches = 1
+    await flusher.flush()
+    assert flusher.failures == 1 and "health" not in store.status(KIND_UPSTREAM, "tok")
+    assert balancer.get("tok").unhealthy_reason == "Unauthorized"
+    await flusher.flush()
+    assert store.status(KIND_UPSTREAM, "tok")["health"]["state"] == "Unhealthy"
+
+
+async def test_a_malformed_last_used_at_does_not_stop_the_flushes_of_its_object() -> None:
+    store = MemoryStore()
+    bad = {"usage": {"total": {"requests": 3}, "lastUsedAt": "yesterday at noon"}}
+    store.create(KIND_USER, "alice", bad)
+    store.create(KIND_UPSTREAM, "tok", bad)
+    flusher = _flusher(store)
+    await flusher.flush()
+    served(flusher.book, "alice", "tok", True, 0, 0, NOW)
+    await flusher.flush()
+    assert flusher.failures == 0
+    for kind, name in ((KIND_USER, "alice"), (KIND_UPSTREAM, "tok")):
+        assert _total(store, kind, name) == 4
+        assert store.status(kind, name)["usage"]["lastUsedAt"] == "2026-11-25T12:00:00Z"

@@ -39,14 +39,32 @@ them as zero (nothing was written since midnight).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 HISTORY_DAYS = 31
 
 HealthState = Literal["Healthy", "CoolingDown", "Unhealthy"]
+
+
+def _readable_time(value: object) -> str | None:
+    """An RFC 3339 time as the proxy writes it, or None for anything unreadable.
+
+    These documents are written by every replica and by admins (``kubectl patch``); one bad
+    timestamp must not make the whole document unreadable, nor block rewriting it (the next write
+    replaces it with a good one).
+    """
+    if not isinstance(value, str):
+        return None
+    try:
+        return rfc3339(parse_rfc3339(value))
+    except ValueError:
+        return None
+
+
+Timestamp = Annotated[str | None, BeforeValidator(_readable_time)]
 
 
 class _Status(BaseModel):
@@ -89,7 +107,7 @@ class Usage(_Status):
     total: Counts = Counts()
     today: DayUsage | None = None
     minute: MinuteUsage | None = None
-    last_used_at: str | None = None
+    last_used_at: Timestamp = None
     daily: list[DayUsage] = []
     today_by_upstream: list[UpstreamUsage] | None = None
 
@@ -105,10 +123,10 @@ class Health(_Status):
     state: HealthState = "Healthy"
     reason: str = ""
     last_error: str = ""
-    last_error_at: str | None = None
-    cooldown_until: str | None = None
+    last_error_at: Timestamp = None
+    cooldown_until: Timestamp = None
     consecutive_failures: int = Field(default=0, ge=0)
-    cleared_at: str | None = None
+    cleared_at: Timestamp = None
 
 
 class Check(_Status):
