@@ -119,7 +119,10 @@ def create_app(
                 )
                 svc.watchers.append(watcher)
                 tasks.append(asyncio.create_task(watcher.run(), name=f"watch-{kind.name}"))
-            await usage_wiring.start(svc, KubeStatusStore(kube, settings.namespace))
+            store = KubeStatusStore(
+                kube, settings.namespace, settings.watch_timeout_seconds, settings.watch_retry_seconds
+            )
+            await usage_wiring.start(svc, store)
         try:
             yield
         finally:

@@ -1,11 +1,13 @@
-"""The flusher against the real API server: exact totals from concurrent replicas (real 409s),
-operator fields untouched, health written, deleted objects dropped."""
+"""The flusher against the real API server, each replica's status cache fed by its real watch:
+exact totals from concurrent replicas (real 409s), operator fields untouched, health written and
+read back by the other replica, deleted objects dropped."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from tokenpool_proxy.token_health import HealthBook
@@ -17,6 +19,7 @@ from tokenpool_proxy.usage.store import KubeStatusStore
 
 from tests.support.usage_counting import served
 from tests.support.usage_fixtures import UsageObjects
+from tests.support.waiting import async_wait_for
 from tokenpool.contract.compiled import KIND_UPSTREAM, KIND_USER
 from tokenpool.kube.client import KubeClient
 
@@ -31,21 +34,49 @@ CONDITION = {
 }
 
 
-def _replica(kube: KubeClient, namespace: str, health: HealthBook | None = None) -> Flusher:
-    store = KubeStatusStore(kube, namespace)
-    sync = HealthSync(health) if health is not None else None
-    return Flusher(UsageBook(), store, SystemClock(), interval_s=3600, health=sync)
+@pytest.fixture
+async def replica(kube_client: KubeClient, namespace: str) -> AsyncIterator[Callable[..., Awaitable[Flusher]]]:
+    """``await replica(health=None)``: a flusher whose status cache follows the namespace (its
+    watch is listed before it is handed out, and stopped after the test)."""
+    tasks: list[asyncio.Task[None]] = []
+
+    async def make(health: HealthBook | None = None) -> Flusher:
+        store = KubeStatusStore(kube_client, namespace)
+        sync = HealthSync(health) if health is not None else None
+        flusher = Flusher(UsageBook(), store, SystemClock(), interval_s=3600, health=sync)
+        listed = asyncio.Event()
+        tasks.append(asyncio.create_task(store.watch(flusher.cache, listed)))
+        await asyncio.wait_for(listed.wait(), 30)
+        return flusher
+
+    yield make
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+Replica = Callable[..., Awaitable[Flusher]]
+
+
+async def _seen(replica: Flusher, kind: str, name: str, what: Callable[[Any], bool]) -> None:
+    """Wait until the replica's watch delivered a state of the object that satisfies ``what``."""
+
+    async def arrived() -> bool:
+        entry = replica.cache.get((kind, name))
+        return entry is not None and what(entry)
+
+    await async_wait_for(arrived, timeout=20, what=f"{kind} {name} in the replica's status cache")
 
 
 async def test_concurrent_replicas_write_exact_totals(
-    kube_client: KubeClient, namespace: str, usage_objects: Callable[[str], UsageObjects]
+    replica: Replica, namespace: str, usage_objects: Callable[[str], UsageObjects]
 ) -> None:
     objects = usage_objects(namespace)
     objects.user("alice")
     objects.upstream("tok-a", "https://t.example/")
     objects.upstream("tok-b", "https://t.example/")
     objects.set_status(KIND_USER, "alice", {"conditions": [CONDITION], "observedGeneration": 1})
-    replicas = [_replica(kube_client, namespace) for _ in range(3)]
+    replicas = [await replica() for _ in range(3)]
     expected = 0
     for rounds in range(4):  # every round: all replicas flush at the same instant
         for i, replica in enumerate(replicas):
@@ -70,20 +101,23 @@ async def test_concurrent_replicas_write_exact_totals(
 
 
 async def test_health_is_written_cleared_by_an_admin_and_read_back(
-    kube_client: KubeClient, namespace: str, usage_objects: Callable[[str], UsageObjects]
+    replica: Replica, namespace: str, usage_objects: Callable[[str], UsageObjects]
 ) -> None:
     objects = usage_objects(namespace)
     objects.upstream("tok-a", "https://t.example/")
     balancer_a, balancer_b = HealthBook(), HealthBook()
-    a, b = _replica(kube_client, namespace, balancer_a), _replica(kube_client, namespace, balancer_b)
+    a, b = await replica(balancer_a), await replica(balancer_b)
     balancer_a.unhealthy("tok-a", "Unauthorized")
     await a.flush()
     health = objects.status(KIND_UPSTREAM, "tok-a")["health"]
     assert health["state"] == "Unhealthy" and health["reason"] == "Unauthorized"
     assert "cooldownUntil" not in health
+    await _seen(b, KIND_UPSTREAM, "tok-a", lambda e: e.health is not None)
     await b.flush()
     assert balancer_b.get("tok-a").unhealthy_reason == "Unauthorized"
     objects.set_status(KIND_UPSTREAM, "tok-a", {"health": None})  # the documented admin clear
+    for r in (a, b):
+        await _seen(r, KIND_UPSTREAM, "tok-a", lambda e: e.health is None)
     await asyncio.gather(a.flush(), b.flush())
     assert balancer_a.get("tok-a").unhealthy_reason is None
     assert balancer_b.get("tok-a").unhealthy_reason is None
@@ -91,13 +125,13 @@ async def test_health_is_written_cleared_by_an_admin_and_read_back(
 
 
 async def test_counts_of_a_deleted_object_are_dropped_not_retried_forever(
-    kube_client: KubeClient, namespace: str, usage_objects: Callable[[str], UsageObjects]
+    replica: Replica, namespace: str, usage_objects: Callable[[str], UsageObjects]
 ) -> None:
     objects = usage_objects(namespace)
     objects.user("alice")
-    replica = _replica(kube_client, namespace)
-    served(replica.book, "alice", None, True, 1, 1, datetime.now(UTC))
-    served(replica.book, "ghost", None, True, 1, 1, datetime.now(UTC))
-    await replica.flush()
+    flusher = await replica()
+    served(flusher.book, "alice", None, True, 1, 1, datetime.now(UTC))
+    served(flusher.book, "ghost", None, True, 1, 1, datetime.now(UTC))
+    await flusher.flush()
     assert objects.usage(KIND_USER, "alice").total.requests == 1
-    assert not replica.book.pending and replica.failures == 0
+    assert not flusher.book.pending and flusher.failures == 0

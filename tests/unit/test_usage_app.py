@@ -11,17 +11,17 @@ from fastapi import FastAPI
 from tokenpool_proxy.app import create_app
 from tokenpool_proxy.index import RouteIndex
 from tokenpool_proxy.settings import ProxySettings
-from tokenpool_proxy.usage.counters import upstream_key
 from tokenpool_proxy.usage.service import UsageService
+from tokenpool_proxy.usage.store import Stored
 
 from tokenpool.contract.compiled import (
+    KIND_UPSTREAM,
     AllocatedUpstream,
     Limits,
     UpstreamRoute,
     UserRoute,
     hash_personal_token,
 )
-from tokenpool.contract.status_fields import Usage
 
 PT = "a" * 64
 OTHER_PT = "b" * 64
@@ -182,9 +182,8 @@ async def test_a_malformed_last_used_at_in_status_does_not_break_the_token_list(
     """Whatever another writer left in ``status.usage.lastUsedAt``, ``/api/tokens`` answers."""
     app = _app()
     usage = _usage(app)
-    usage.book.observe(
-        upstream_key("tok-a"), Usage.model_validate({"total": {"requests": 5}, "lastUsedAt": "soon"})
-    )
+    status = {"usage": {"total": {"requests": 5}, "lastUsedAt": "soon"}}
+    usage.cache.put(KIND_UPSTREAM, Stored("tok-a", "7", status))  # as the status watch shows it
     r = await client_for(app).get("/api/tokens", headers={"Authorization": f"Bearer {PT}"})
     assert r.status_code == 200
     tokens = {t["token"]: t for t in r.json()["tokens"]}

@@ -1,6 +1,8 @@
 """Flush logic against an in-memory store with the API server's resourceVersion semantics:
-conflicts, concurrent replicas, failures and deletions. The same flusher runs against the real
-API server in tests/integration/test_usage_*.py."""
+conflicts, concurrent replicas, failures and deletions. The store tells every subscribed status
+cache of each change at once (a watch without lag; a stale cache is made by changing an object
+behind the caches' back). The same flusher runs against the real API server, with its real
+watch, in tests/integration/test_usage_*.py."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from tokenpool_proxy.usage.counters import UsageBook, user_key
 from tokenpool_proxy.usage.flush import Flusher
 from tokenpool_proxy.usage.health_status import HealthSync
 from tokenpool_proxy.usage.limits import Limiter
+from tokenpool_proxy.usage.status_cache import StatusCache
 from tokenpool_proxy.usage.store import Conflict, Deleted, Stored
 
 from tests.support.usage_counting import served
@@ -30,25 +33,40 @@ class MemoryStore:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
         self.patches = 0
+        self.gets = 0
         self.before_patch: list[Any] = []  # hooks run before a patch is applied (interleavings)
         self.fail_patches = 0
+        self.caches: list[StatusCache] = []
+
+    def _stored(self, kind: str, name: str) -> Stored:
+        rv, st = self.objects[(kind, name)]
+        return Stored(name, str(rv), copy.deepcopy(st), uid=f"uid-{name}")
+
+    def _tell(self, kind: str, name: str) -> None:
+        for cache in self.caches:
+            cache.put(kind, self._stored(kind, name))
+
+    def subscribe(self, cache: StatusCache) -> None:
+        """What a list and a watch would give: every object now, every change from now on."""
+        self.caches.append(cache)
+        for kind in (KIND_USER, KIND_UPSTREAM):
+            names = {n for (k, n) in self.objects if k == kind}
+            for name in names:
+                cache.put(kind, self._stored(kind, name))
+            cache.retain(kind, names)
 
     def create(self, kind: str, name: str, status: dict[str, Any] | None = None) -> None:
         self.objects[(kind, name)] = (1, status or {})
+        self._tell(kind, name)
 
     def status(self, kind: str, name: str) -> dict[str, Any]:
         return self.objects[(kind, name)][1]
 
-    async def list(self, kind: str) -> list[Stored]:
-        return [
-            Stored(n, str(rv), copy.deepcopy(st)) for (k, n), (rv, st) in self.objects.items() if k == kind
-        ]
-
     async def get(self, kind: str, name: str) -> Stored:
+        self.gets += 1
         if (kind, name) not in self.objects:
             raise Deleted(name)
-        rv, st = self.objects[(kind, name)]
-        return Stored(name, str(rv), copy.deepcopy(st))
+        return self._stored(kind, name)
 
     async def patch_status(
         self, kind: str, name: str, resource_version: str, status: dict[str, Any]
@@ -66,7 +84,13 @@ class MemoryStore:
         new = {**st, **copy.deepcopy(status)}
         self.objects[(kind, name)] = (rv + 1, new)
         self.patches += 1
-        return Stored(name, str(rv + 1), copy.deepcopy(new))
+        self._tell(kind, name)  # the watch event may arrive before the answer: it must wait
+        return self._stored(kind, name)
+
+    async def watch(self, sink: StatusCache, first_round: asyncio.Event) -> None:
+        self.subscribe(sink)
+        first_round.set()
+        await asyncio.Event().wait()
 
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -77,8 +101,13 @@ class FixedClock:
         return NOW
 
 
-def _flusher(store: MemoryStore, book: UsageBook | None = None) -> Flusher:
-    return Flusher(book or UsageBook(), store, FixedClock(), interval_s=0.05)
+def _flusher(store: MemoryStore, book: UsageBook | None = None, **kw: Any) -> Flusher:
+    """A replica: a flusher over ``store`` whose status cache follows it."""
+    kw.setdefault("interval_s", 0.05)
+    kw.setdefault("clock", FixedClock())
+    flusher = Flusher(book or UsageBook(), store, **kw)
+    store.subscribe(flusher.cache)
+    return flusher
 
 
 def _total(store: MemoryStore, kind: str, name: str) -> int:
@@ -121,8 +150,9 @@ async def test_idle_flush_writes_nothing_and_reads_other_replicas_counts() -> No
     store.create(KIND_USER, "alice", {"usage": {"total": {"requests": 9}}, "conditions": [{"type": "Ready"}]})
     flusher = _flusher(store)
     await flusher.flush()
-    assert store.patches == 0
-    assert flusher.book.seen[user_key("alice")].total.requests == 9
+    assert store.patches == 0 and store.gets == 0
+    usage = flusher.cache.usage(user_key("alice"))
+    assert usage is not None and usage.total.requests == 9
 
 
 async def test_operator_fields_are_never_written() -> None:
@@ -156,7 +186,7 @@ async def test_health_news_is_written_and_other_replicas_verdicts_applied() -> N
     store.create(KIND_UPSTREAM, "tok")
     store.create(KIND_UPSTREAM, "other", {"health": {"state": "Unhealthy", "reason": "Suspended"}})
     balancer = HealthBook()
-    flusher = Flusher(UsageBook(), store, FixedClock(), health=HealthSync(balancer))
+    flusher = _flusher(store, health=HealthSync(balancer))
     balancer.cooldown("tok", "RateLimited", seconds=60)
     await flusher.flush()
     health = store.status(KIND_UPSTREAM, "tok")["health"]
@@ -170,7 +200,7 @@ async def test_health_news_is_written_and_other_replicas_verdicts_applied() -> N
 async def test_loop_flushes_every_interval_and_stop_flushes_the_rest() -> None:
     store = MemoryStore()
     store.create(KIND_USER, "alice")
-    flusher = Flusher(UsageBook(), store, OffsetClock(), interval_s=0.05)
+    flusher = _flusher(store, clock=OffsetClock())
     flusher.start()
     served(flusher.book, "alice", None, True, 0, 0, datetime.now(UTC))
 
@@ -189,10 +219,10 @@ async def test_loop_flushes_every_interval_and_stop_flushes_the_rest() -> None:
 async def test_conflict_retries_are_bounded(conflicts: int) -> None:
     store = MemoryStore()
     store.create(KIND_USER, "alice")
-    flusher = Flusher(UsageBook(), store, FixedClock(), max_attempts=3)
+    flusher = _flusher(store, max_attempts=3)
     served(flusher.book, "alice", None, True, 0, 0, NOW)
 
-    async def bump() -> None:
+    async def bump() -> None:  # another writer, whose change the cache has not seen yet
         rv, st = store.objects[(KIND_USER, "alice")]
         store.objects[(KIND_USER, "alice")] = (rv + 1, st)
 
@@ -219,9 +249,10 @@ async def test_prime_reads_the_cluster_figures_without_writing() -> None:
     store.create(KIND_USER, "alice", {"usage": {"daily": [{"date": "2026-11-25", "requests": 4}]}})
     store.create(KIND_UPSTREAM, "tok", {"health": {"state": "Unhealthy", "reason": "Unauthorized"}})
     balancer = HealthBook()
-    flusher = Flusher(UsageBook(), store, FixedClock(), health=HealthSync(balancer))
+    flusher = _flusher(store, health=HealthSync(balancer))
     await flusher.prime()
-    assert flusher.book.seen[user_key("alice")].day("2026-11-25").requests == 4
+    usage = flusher.cache.usage(user_key("alice"))
+    assert usage is not None and usage.day("2026-11-25").requests == 4
     assert balancer.get("tok").unhealthy_reason == "Unauthorized"
     assert store.patches == 0
 
@@ -232,7 +263,7 @@ async def test_a_forgotten_verdict_is_readopted_without_rewriting_the_status() -
     store = MemoryStore()
     store.create(KIND_UPSTREAM, "tok")
     balancer = HealthBook()
-    flusher = Flusher(UsageBook(), store, FixedClock(), health=HealthSync(balancer))
+    flusher = _flusher(store, health=HealthSync(balancer))
     balancer.unhealthy("tok", "Unauthorized")
     await flusher.flush()
     assert store.patches == 1
@@ -249,7 +280,7 @@ async def test_recovery_is_written_without_a_new_error_time() -> None:
     store.create(KIND_UPSTREAM, "tok")
     balancer = HealthBook()
     clock = OffsetClock()
-    flusher = Flusher(UsageBook(), store, clock, health=HealthSync(balancer, clock))
+    flusher = _flusher(store, clock=clock, health=HealthSync(balancer, clock))
     balancer.cooldown("tok", "UpstreamError", seconds=30)
     await flusher.flush()
     failed_at = store.status(KIND_UPSTREAM, "tok")["health"]["lastErrorAt"]
@@ -291,7 +322,7 @@ async def test_limit_overshoot_between_flushes_is_bounded_by_the_other_replicas(
     store.create(KIND_USER, "alice")
     limits = Limits(requests_per_day=5)
     replicas = [_flusher(store), _flusher(store)]
-    limiters = [Limiter(r.book) for r in replicas]
+    limiters = [Limiter(r.book, r.cache) for r in replicas]
     admitted = 0
     for replica, limiter in zip(replicas, limiters, strict=True):
         while limiter.admit("alice", limits, NOW) is None:
@@ -314,7 +345,7 @@ async def test_a_failed_write_keeps_a_newer_unhealthy_verdict() -> None:
     store = MemoryStore()
     store.create(KIND_UPSTREAM, "tok")
     balancer = HealthBook()
-    flusher = Flusher(UsageBook(), store, FixedClock(), health=HealthSync(balancer))
+    flusher = _flusher(store, health=HealthSync(balancer))
     balancer.started("tok")  # the token served traffic: known to this replica as healthy
     balancer.finished("tok")
     await flusher.flush()

@@ -1,15 +1,18 @@
-"""Limit decisions: global-as-of-last-flush + local unflushed + in flight, day/minute windows."""
+"""Limit decisions: global (as the status cache holds it) + local unflushed + in flight, day/minute
+windows."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tokenpool_proxy.usage.counters import UsageBook, user_key
+from tokenpool_proxy.usage.counters import UsageBook
 from tokenpool_proxy.usage.limits import Limiter
+from tokenpool_proxy.usage.status_cache import StatusCache
+from tokenpool_proxy.usage.store import Stored
 
 from tests.support.usage_counting import served
-from tokenpool.contract.compiled import Limits
-from tokenpool.contract.status_fields import DayUsage, MinuteUsage, Usage
+from tokenpool.contract.compiled import KIND_USER, Limits
+from tokenpool.contract.status_fields import DayUsage, MinuteUsage, Usage, to_wire
 
 NOON = datetime(2026, 11, 25, 12, 0, 10, tzinfo=UTC)
 
@@ -25,7 +28,7 @@ def _serve(limiter: Limiter, book: UsageBook, user: str, limits: Limits, now: da
 
 def test_the_limit_plus_first_request_per_day_is_rejected_until_the_next_utc_day() -> None:
     book = UsageBook()
-    limiter = Limiter(book)
+    limiter = Limiter(book, StatusCache())
     limits = Limits(requests_per_day=3)
     assert [_serve(limiter, book, "u", limits, NOON + timedelta(minutes=i)) for i in range(4)] == [
         True,
@@ -43,7 +46,7 @@ def test_the_limit_plus_first_request_per_day_is_rejected_until_the_next_utc_day
 
 def test_per_minute_window_and_retry_after() -> None:
     book = UsageBook()
-    limiter = Limiter(book)
+    limiter = Limiter(book, StatusCache())
     limits = Limits(requests_per_minute=2)
     assert _serve(limiter, book, "u", limits, NOON) and _serve(limiter, book, "u", limits, NOON)
     rejection = limiter.admit("u", limits, NOON + timedelta(seconds=20))
@@ -52,16 +55,14 @@ def test_per_minute_window_and_retry_after() -> None:
 
 
 def test_global_count_from_status_plus_local_unflushed_and_in_flight() -> None:
-    book = UsageBook()
-    limiter = Limiter(book)
+    book, cache = UsageBook(), StatusCache()
+    limiter = Limiter(book, cache)
     # Other replicas already wrote 8 requests today and 1 this minute.
-    book.observe(
-        user_key("u"),
-        Usage(
-            daily=[DayUsage(date="2026-11-25", requests=8)],
-            minute=MinuteUsage(start="2026-11-25T12:00Z", requests=1),
-        ),
+    usage = Usage(
+        daily=[DayUsage(date="2026-11-24", requests=30), DayUsage(date="2026-11-25", requests=8)],
+        minute=MinuteUsage(start="2026-11-25T12:00Z", requests=1),
     )
+    cache.put(KIND_USER, Stored("u", "5", {"usage": to_wire(usage)}))
     limits = Limits(requests_per_day=10)
     assert limiter.admit("u", limits, NOON) is None  # 8 + 0 + 0 < 10, now one in flight
     served(book, "u", "tok", True, 0, 0, NOON)  # recorded, still in flight: counted once by release
@@ -75,7 +76,7 @@ def test_global_count_from_status_plus_local_unflushed_and_in_flight() -> None:
 
 def test_counts_being_flushed_still_count() -> None:
     book = UsageBook()
-    limiter = Limiter(book)
+    limiter = Limiter(book, StatusCache())
     limits = Limits(requests_per_day=1)
     assert _serve(limiter, book, "u", limits, NOON)
     book.take()
@@ -84,7 +85,7 @@ def test_counts_being_flushed_still_count() -> None:
 
 def test_concurrency_limit_and_release() -> None:
     book = UsageBook()
-    limiter = Limiter(book)
+    limiter = Limiter(book, StatusCache())
     limits = Limits(max_concurrent_requests=2)
     assert limiter.admit("u", limits, NOON) is None
     assert limiter.admit("u", limits, NOON) is None
@@ -99,6 +100,6 @@ def test_concurrency_limit_and_release() -> None:
 
 def test_no_limits_means_unlimited() -> None:
     book = UsageBook()
-    limiter = Limiter(book)
+    limiter = Limiter(book, StatusCache())
     assert all(_serve(limiter, book, "u", Limits(), NOON) for _ in range(100))
     assert limiter.in_flight == {}

@@ -5,16 +5,17 @@ failovers: what limits and users care about); an UpstreamToken counts attempts o
 (:meth:`UsageBook.attempt`: what its health and load are about). Every increment lands in the
 :class:`Delta` of the object, keyed by the UTC date and minute *of the increment*, so a delta
 recorded at 23:59:59 and flushed after midnight still lands on the right day. The
-:class:`UsageBook` keeps three things per object:
+:class:`UsageBook` keeps two things per object:
 
 * ``pending``: deltas not yet handed to a flush;
-* ``flushing``: deltas a flush is writing right now (still counted by limits until written);
-* ``seen``: the object's ``status.usage`` as of the last read or successful write.
+* ``flushing``: deltas a flush is writing right now (still counted by limits until written).
 
-A flush takes ``pending`` into ``flushing``, and either :meth:`UsageBook.commit` s it (the write
-succeeded: ``seen`` becomes the written document, the delta is gone) or
-:meth:`UsageBook.give_back` s it (the write failed: the delta returns to ``pending``). Nothing is
-subtracted before the API server confirmed the write.
+What the API server holds (the other replicas' counts included) is the replica's
+:class:`~.status_cache.StatusCache`. A flush takes ``pending`` into ``flushing``, and either
+:meth:`UsageBook.commit` s it (the write succeeded: the document holding the delta replaces the
+cached one in the same step, the delta is gone) or :meth:`UsageBook.give_back` s it (the write
+failed: the delta returns to ``pending``). Nothing is subtracted before the API server confirmed
+the write.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from tokenpool.contract.compiled import KIND_UPSTREAM, KIND_USER
-from tokenpool.contract.status_fields import Counts, Usage, utc_date, utc_minute
+from tokenpool.contract.status_fields import Counts, utc_date, utc_minute
 
 ObjectKey = tuple[str, str]  # (kind, name)
 
@@ -122,7 +123,6 @@ class UsageBook:
     def __init__(self) -> None:
         self.pending: dict[ObjectKey, Delta] = {}
         self.flushing: dict[ObjectKey, Delta] = {}
-        self.seen: dict[ObjectKey, Usage] = {}
 
     def _delta(self, key: ObjectKey) -> Delta:
         delta = self.pending.get(key)
@@ -165,10 +165,9 @@ class UsageBook:
             self.flushing.setdefault(key, Delta()).absorb(delta)
         return taken
 
-    def commit(self, key: ObjectKey, written: Usage) -> None:
-        """The delta of ``key`` is in the API server now, inside ``written``."""
+    def commit(self, key: ObjectKey) -> None:
+        """The delta of ``key`` is in the API server now (and the written document in the cache)."""
         self.flushing.pop(key, None)
-        self.seen[key] = written
 
     def give_back(self, key: ObjectKey) -> None:
         """The write of ``key`` failed: its delta counts as pending again."""
@@ -179,23 +178,22 @@ class UsageBook:
     def drop(self, key: ObjectKey) -> None:
         """The object is gone (deleted): nothing left to write its counts into."""
         self.flushing.pop(key, None)
-        self.seen.pop(key, None)
-
-    def observe(self, key: ObjectKey, usage: Usage) -> None:
-        """Adopt the usage another replica (or an earlier run) wrote, read from the API server.
-
-        Only for objects with nothing in flight: a flush in progress owns ``seen`` until it ends.
-        """
-        if key not in self.flushing:
-            self.seen[key] = usage
 
     def unflushed(self, key: ObjectKey) -> Delta:
-        """Pending plus flushing: everything this replica counted that ``seen`` does not hold."""
+        """Pending plus flushing: everything this replica counted that the API server does not
+        hold yet."""
         out = Delta()
         for part in (self.pending.get(key), self.flushing.get(key)):
             if part is not None:
                 out.absorb(part)
         return out
 
-    def dirty(self) -> bool:
-        return bool(self.pending)
+    def unflushed_requests(self, key: ObjectKey, date: str, minute: str) -> tuple[int, int]:
+        """Requests of ``key`` on ``date`` and in ``minute`` not in the API server yet: what limits
+        add to the cached counts (without building a merged :class:`Delta` per request)."""
+        on_date = in_minute = 0
+        for part in (self.pending.get(key), self.flushing.get(key)):
+            if part is not None:
+                on_date += part.requests_on(date)
+                in_minute += part.minutes.get(minute, 0)
+        return on_date, in_minute

@@ -3,18 +3,20 @@
 Once per interval (and a last time on shutdown) the flusher:
 
 1. takes this replica's pending usage deltas and health news;
-2. lists PoolUsers and UpstreamTokens (two reads: fresh resourceVersions for the writes, and the
-   other replicas' counts and verdicts for limits and the balancer);
-3. for each object with something to write: adds the delta to the listed ``status.usage``
-   (:func:`~.merge.apply_delta`), merges the health news, and patches ``/status`` with the
-   resourceVersion as precondition. On 409 it re-reads that object and re-applies (bounded);
-   only a confirmed write removes the delta. A failure puts it back for the next interval.
+2. for each object with something to write: adds the delta to its ``status.usage`` as the
+   replica's :class:`~.status_cache.StatusCache` holds it (fed by a watch: no list, no read
+   when the cache is current), merges the health news, and patches ``/status`` with the cached
+   resourceVersion as precondition. On 409 (the cache was behind) it reads that object and
+   re-applies (bounded); only a confirmed write removes the delta. A failure puts it back for
+   the next interval;
+3. applies the health verdicts other replicas wrote (from the cache) to the balancer.
 
-So each object gets at most one successful write per interval, no increment is lost while the
-process lives, and none is counted twice (a retried delta is re-added to the document as it is
-now, never to the one it failed against). The one hole: a write the API server applied whose
-answer never arrived (a timeout) is given back and written again, i.e. counted twice; the client
-timeout is long against the API server's latency, and docs/usage.md says so.
+So the API server sees one write per changed object per interval and nothing else (an idle
+replica sends nothing beyond its watches); no increment is lost while the process lives, and
+none is counted twice (a retried delta is re-added to the document as it is now, never to the
+one it failed against). The one hole: a write the API server applied whose answer never arrived
+(a timeout) is given back and written again, i.e. counted twice; the client timeout is long
+against the API server's latency, and docs/usage.md says so.
 """
 
 from __future__ import annotations
@@ -23,10 +25,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-from pydantic import ValidationError
 
 from tokenpool.contract.compiled import KIND_UPSTREAM, KIND_USER
 from tokenpool.contract.status_fields import Health, Usage, to_wire
@@ -35,18 +36,32 @@ from .clock import Clock
 from .counters import Delta, ObjectKey, UsageBook
 from .health_status import HealthSync, merge_health, same
 from .merge import apply_delta
+from .status_cache import StatusCache
 from .store import Conflict, Deleted, StatusStore, Stored
 
 log = logging.getLogger(__name__)
 
 
-def _usage(stored: Stored) -> Usage:
-    return Usage.model_validate(stored.status.get("usage") or {})
+@dataclass(frozen=True)
+class _Base:
+    """The document a write adds to, and the version it must still be at."""
+
+    resource_version: str
+    usage: Usage
+    health: Health | None
+
+    @classmethod
+    def read(cls, kind: str, stored: Stored) -> _Base:
+        raw = stored.status.get("health") if kind == KIND_UPSTREAM else None
+        return cls(
+            stored.resource_version,
+            Usage.model_validate(stored.status.get("usage") or {}),
+            Health.model_validate(raw) if raw else None,
+        )
 
 
-def _health(stored: Stored) -> Health | None:
-    raw = stored.status.get("health")
-    return Health.model_validate(raw) if raw else None
+def _news(news: dict[str, Health], key: ObjectKey) -> Health | None:
+    return news.get(key[1]) if key[0] == KIND_UPSTREAM else None
 
 
 class Flusher:
@@ -58,6 +73,7 @@ class Flusher:
         interval_s: float = 10.0,
         health: HealthSync | None = None,
         max_attempts: int = 5,
+        cache: StatusCache | None = None,
     ) -> None:
         self.book = book
         self.store = store
@@ -65,6 +81,7 @@ class Flusher:
         self.interval_s = interval_s
         self.health = health
         self.max_attempts = max_attempts
+        self.cache = cache if cache is not None else StatusCache()
         self.writes = 0  # successful status writes: what the write-rate bound counts
         self.conflicts = 0
         self.failures = 0
@@ -107,107 +124,82 @@ class Flusher:
                     self.book.give_back(key)
 
     async def prime(self) -> None:
-        """Read every object's status once, writing nothing: a new replica starts its limits and
-        health from the cluster's figures instead of zero."""
+        """Adopt the health verdicts in the cache, writing nothing: a new replica starts its
+        balancer from the cluster's figures (its limits read the cache directly)."""
         async with self._lock:
-            self._read_back(await self._list(), {})
-
-    async def _list(self) -> dict[str, dict[str, Stored]]:
-        return {kind: {s.name: s for s in await self.store.list(kind)} for kind in (KIND_USER, KIND_UPSTREAM)}
+            if self.health is not None:
+                self.health.observe(self.cache.healths(), self.clock.now())
 
     async def _flush(self) -> None:
         now = self.clock.now()
         news = self.health.news() if self.health else {}
         deltas = self.book.take()
+        keys = list(set(deltas) | {(KIND_UPSTREAM, name) for name in news})
+        self.cache.hold(keys)
         try:
-            listed = await self._list()
-        except Exception:
-            self.failures += 1
-            raise
-        keys = set(deltas) | {(KIND_UPSTREAM, name) for name in news}
-        results = await asyncio.gather(
-            *(
-                self._write(
-                    key,
-                    listed[key[0]].get(key[1]),
-                    deltas.get(key),
-                    news.get(key[1]) if key[0] == KIND_UPSTREAM else None,
-                    now,
-                )
-                for key in keys
+            results = await asyncio.gather(
+                *(self._write(key, deltas.get(key), _news(news, key), now) for key in keys)
             )
-        )
-        written = dict(zip(keys, results, strict=True))
-        self._read_back(listed, written)
-        if all(r is not False for r in results):
+        finally:
+            for key in keys:
+                self.cache.release(key)
+        if self.health is not None:
+            self.health.observe(self.cache.healths(), self.clock.now())
+        if all(results):
             self.last_success = time.monotonic()
 
-    def _read_back(self, listed: dict[str, dict[str, Stored]], written: dict[ObjectKey, Any]) -> None:
-        for key in [k for k in self.book.seen if k[1] not in listed[k[0]] and k not in written]:
-            self.book.drop(key)  # deleted since: forget its figures
-        for kind, objects in listed.items():
-            for name, stored in objects.items():
-                if (kind, name) in written:
-                    continue
-                try:
-                    self.book.observe((kind, name), _usage(stored))
-                except ValidationError:
-                    log.warning("ignoring unreadable status.usage of %s %s", kind, name)
-        if self.health is not None:
-            remote: dict[str, Health | None] = {}
-            for name, stored in listed[KIND_UPSTREAM].items():
-                result = written.get((KIND_UPSTREAM, name))
-                try:
-                    remote[name] = _health(result if isinstance(result, Stored) else stored)
-                except ValidationError:
-                    log.warning("ignoring unreadable status.health of UpstreamToken %s", name)
-            self.health.observe(remote, self.clock.now())
+    async def _base(self, kind: str, name: str, fresh: bool) -> _Base:
+        entry = None if fresh else self.cache.get((kind, name))
+        if entry is not None:
+            return _Base(entry.resource_version, entry.usage(), entry.health)
+        return _Base.read(kind, await self.store.get(kind, name))
 
-    async def _write(
-        self, key: ObjectKey, stored: Stored | None, delta: Delta | None, news: Health | None, now: datetime
-    ) -> Stored | bool | None:
-        """Write one object: the stored result, None when it is gone, False when it failed."""
+    async def _write(self, key: ObjectKey, delta: Delta | None, news: Health | None, now: datetime) -> bool:
+        """Write one object; False when it failed (the delta waits for the next flush)."""
         kind, name = key
+        fresh = False  # first from the cache; after a conflict, read from the API server
         for _ in range(self.max_attempts):
             try:
-                if stored is None:
-                    stored = await self.store.get(kind, name)
+                base = await self._base(kind, name, fresh)
                 status: dict[str, Any] = {}
                 usage = None
                 if delta is not None:
-                    usage = apply_delta(_usage(stored), delta, now, per_upstream=kind == KIND_USER)
+                    usage = apply_delta(base.usage, delta, now, per_upstream=kind == KIND_USER)
                     status["usage"] = to_wire(usage)
                 health = None
                 if news is not None:
-                    current = _health(stored)
-                    health = merge_health(current, news, now)
-                    if current is not None and same(current, health):
+                    health = merge_health(base.health, news, now)
+                    if base.health is not None and same(base.health, health):
                         health = None  # nothing new for the cluster (e.g. a verdict adopted from it)
                         if self.health is not None:
-                            self.health.written(name, current)
+                            self.health.written(name, base.health)
                     else:
                         # With nulls: a merge patch deletes the keys that no longer apply.
                         status["health"] = health.model_dump(by_alias=True, mode="json")
                 if not status:
-                    return stored
-                result = await self.store.patch_status(kind, name, stored.resource_version, status)
+                    return True
+                result = await self.store.patch_status(kind, name, base.resource_version, status)
             except Conflict:
                 self.conflicts += 1
-                stored = None
+                fresh = True
                 continue
             except Deleted:
                 log.info("%s %s is gone; dropping its unwritten usage", kind, name)
                 self.book.drop(key)
-                return None
+                self.cache.delete(kind, name)
+                return True
             except Exception:
                 log.exception("status write of %s %s failed; kept for the next interval", kind, name)
                 break
+            # One step, no await: the delta leaves the book as the document holding it enters
+            # the cache, so limits never count it twice or not at all.
             self.writes += 1
+            self.cache.put(kind, result, own_write=True)
             if usage is not None:
-                self.book.commit(key, usage)
+                self.book.commit(key)
             if health is not None and self.health is not None:
                 self.health.written(name, health)
-            return result
+            return True
         self.failures += 1
         self.book.give_back(key)
         return False

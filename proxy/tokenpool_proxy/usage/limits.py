@@ -2,7 +2,7 @@
 
 A request is admitted when, for the current UTC day and minute,
 
-    global count as of the last read/flush  +  this replica's unflushed count  +  admitted in-flight
+    global count in the status cache  +  this replica's unflushed count  +  admitted in-flight
 
 is below the limit. With N replicas each one sees the others' traffic only as of their last flush,
 so a limit can be overshot by at most the requests the *other* replicas admitted within one flush
@@ -21,6 +21,7 @@ from tokenpool.contract.compiled import Limits
 from tokenpool.contract.status_fields import utc_date, utc_minute
 
 from .counters import UsageBook, user_key
+from .status_cache import StatusCache
 
 
 @dataclass(frozen=True)
@@ -46,23 +47,28 @@ def _seconds_until(now: datetime, boundary: datetime) -> int:
 class Limiter:
     """Admission against the limits; :meth:`release` must follow every admitted request."""
 
-    def __init__(self, book: UsageBook) -> None:
+    def __init__(self, book: UsageBook, cache: StatusCache) -> None:
         self._book = book
+        self._cache = cache
         self.in_flight: dict[str, int] = {}
 
-    def used_today(self, user: str, now: datetime) -> int:
+    def _used(self, user: str, now: datetime) -> tuple[int, int]:
+        """Requests of ``user`` today and this minute: the cluster's (as cached) plus this
+        replica's unflushed."""
         key = user_key(user)
-        seen = self._book.seen.get(key)
-        date = utc_date(now)
-        base = seen.day(date).requests if seen else 0
-        return base + self._book.unflushed(key).requests_on(date)
+        date, minute = utc_date(now), utc_minute(now)
+        day, this_minute = self._book.unflushed_requests(key, date, minute)
+        figures = self._cache.figures(key)
+        if figures is not None:
+            day += figures.requests_on(date)
+            this_minute += figures.requests_in(minute)
+        return day, this_minute
+
+    def used_today(self, user: str, now: datetime) -> int:
+        return self._used(user, now)[0]
 
     def used_this_minute(self, user: str, now: datetime) -> int:
-        key = user_key(user)
-        seen = self._book.seen.get(key)
-        minute = utc_minute(now)
-        base = seen.minute.requests if seen and seen.minute and seen.minute.start == minute else 0
-        return base + self._book.unflushed(key).minutes.get(minute, 0)
+        return self._used(user, now)[1]
 
     def check(self, user: str, limits: Limits, now: datetime) -> Rejection | None:
         """The first limit the next request would exceed, or None (pure: admits nothing)."""
@@ -70,10 +76,13 @@ class Limiter:
         if limits.max_concurrent_requests and running >= limits.max_concurrent_requests:
             return Rejection("maxConcurrentRequests", limits.max_concurrent_requests, 1)
         per_minute, per_day = limits.requests_per_minute, limits.requests_per_day
-        if per_minute and self.used_this_minute(user, now) + running >= per_minute:
+        if not (per_minute or per_day):
+            return None
+        today, this_minute = self._used(user, now)
+        if per_minute and this_minute + running >= per_minute:
             boundary = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
             return Rejection("requestsPerMinute", per_minute, _seconds_until(now, boundary))
-        if per_day and self.used_today(user, now) + running >= per_day:
+        if per_day and today + running >= per_day:
             boundary = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
             return Rejection("requestsPerDay", per_day, _seconds_until(now, boundary))
         return None

@@ -11,10 +11,11 @@ each at once (see docs/usage.md).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from tokenpool.contract.compiled import UserRoute
-from tokenpool.contract.status_fields import Usage, parse_rfc3339
+from tokenpool.contract.status_fields import Usage
 
 from . import LimitDenied, Outcome, UpstreamCounter
 from .clock import Clock
@@ -22,6 +23,7 @@ from .counters import UsageBook, upstream_key, user_key
 from .flush import Flusher
 from .limits import Limiter
 from .merge import apply_delta
+from .status_cache import StatusCache
 from .usage_metrics import UsageMetrics
 
 
@@ -29,8 +31,12 @@ class UsageService:
     def __init__(self, clock: Clock, metrics: UsageMetrics) -> None:
         self.clock = clock
         self.book = UsageBook()
-        self.limiter = Limiter(self.book)
+        # The cluster's view of every PoolUser and UpstreamToken (fed by the status watch once
+        # start() runs): the other replicas' counts and verdicts, uids and resourceVersions.
+        self.cache = StatusCache()
+        self.limiter = Limiter(self.book, self.cache)
         self.flusher: Flusher | None = None  # set by start(): no write-back without an API server
+        self.watch_task: asyncio.Task[None] | None = None  # the status watch feeding the cache
         self.metrics = metrics
         self._successes: dict[str, int] = {}  # successful attempts of requests not yet released
 
@@ -73,16 +79,24 @@ class UsageService:
         self.metrics.recorded(user, outcome, latency_s)
 
     def upstream_counter(self, upstream: str) -> UpstreamCounter:
-        """Cluster-wide use count of a token (as of the last flush + this replica's unflushed)."""
-        doc = self.view(upstream_key(upstream), per_upstream=False)
-        last = parse_rfc3339(doc.last_used_at).timestamp() if doc.last_used_at else None
-        return UpstreamCounter(doc.total.requests, last)
+        """Cluster-wide use count of a token (as cached + this replica's unflushed)."""
+        key = upstream_key(upstream)
+        figures = self.cache.figures(key)
+        count = figures.total_requests if figures is not None else 0
+        last = figures.last_used if figures is not None else None
+        for part in (self.book.pending.get(key), self.book.flushing.get(key)):
+            if part is not None:
+                count += part.total.requests
+                if part.last_used_at is not None:
+                    ts = part.last_used_at.timestamp()
+                    last = ts if last is None else max(last, ts)
+        return UpstreamCounter(count, last)
 
     # -- reads -----------------------------------------------------------------------------------
     def view(self, key: tuple[str, str], per_upstream: bool, now: datetime | None = None) -> Usage:
-        """The object's usage as this replica knows it: last read or written, plus unflushed."""
+        """The object's usage as this replica knows it: as cached, plus unflushed."""
         return apply_delta(
-            self.book.seen.get(key), self.book.unflushed(key), now or self.clock.now(), per_upstream
+            self.cache.usage(key), self.book.unflushed(key), now or self.clock.now(), per_upstream
         )
 
     def user_usage(self, user: str) -> Usage:

@@ -1,9 +1,12 @@
-"""Plugging usage accounting into the proxy app: the sink, the router, metrics and the
-flusher's life (started with the app, stopped — with a final flush — after uvicorn stopped
-accepting connections and finished the in-flight requests, i.e. in the lifespan's shutdown)."""
+"""Plugging usage accounting into the proxy app: the sink, the router, metrics, and the life of
+the status watch and the flusher (started with the app, stopped — with a final flush — after
+uvicorn stopped accepting connections and finished the in-flight requests, i.e. in the
+lifespan's shutdown)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 
@@ -37,9 +40,15 @@ def install(app: FastAPI, svc: Services) -> None:
     svc.usage = service
 
 
+# How long startup waits for the first list of PoolUsers and UpstreamTokens (seconds): long
+# enough for tens of thousands of objects, short enough that an unreachable API server does not
+# keep a replica from serving (its limits then count this replica only until the watch catches up).
+FIRST_SYNC_S = 60.0
+
+
 async def start(svc: Services, store: StatusStore) -> None:
-    """Read the cluster's usage and health once, then write back every interval through
-    ``store``. Runs in the lifespan's startup, before traffic."""
+    """Watch the cluster's usage and health, wait for the first list, then write back every
+    interval through ``store``. Runs in the lifespan's startup, before traffic."""
     service = svc.usage
     if not isinstance(service, UsageService):
         return
@@ -50,16 +59,25 @@ async def start(svc: Services, store: StatusStore) -> None:
         service.clock,
         settings.usage_flush_interval_seconds,
         HealthSync(svc.health, service.clock),
+        cache=service.cache,
     )
+    first_round = asyncio.Event()
+    service.watch_task = asyncio.create_task(store.watch(service.cache, first_round), name="status-watch")
     try:
-        await flusher.prime()
-    except Exception:
-        # Not fatal: the first flush reads again; until then limits count this replica only.
-        log.exception("could not read usage status at startup")
+        await asyncio.wait_for(first_round.wait(), FIRST_SYNC_S)
+    except TimeoutError:
+        log.warning("usage status not listed within %.0fs; serving with this replica's counts", FIRST_SYNC_S)
+    await flusher.prime()
     service.start(flusher)
 
 
 async def stop(svc: Services) -> None:
-    """Stop the periodic write-back and flush what is left (the graceful shutdown's last step)."""
+    """Stop the periodic write-back, flush what is left (the graceful shutdown's last step),
+    then the status watch."""
     if isinstance(svc.usage, UsageService):
         await svc.usage.stop()
+        task = svc.usage.watch_task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
