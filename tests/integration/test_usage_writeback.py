@@ -5,6 +5,7 @@ read back by the other replica, deleted objects dropped."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -34,14 +35,33 @@ CONDITION = {
 }
 
 
+class CountingKube(KubeClient):
+    """The project's client, counting the requests it sends (watches apart) by method."""
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.sent: Counter[str] = Counter()
+
+    async def request(self, method: str, path: str, *args: Any, **kw: Any) -> dict[str, Any] | None:
+        self.sent[method] += 1
+        return await super().request(method, path, *args, **kw)
+
+
+Replica = Callable[..., Awaitable[Flusher]]
+
+
 @pytest.fixture
-async def replica(kube_client: KubeClient, namespace: str) -> AsyncIterator[Callable[..., Awaitable[Flusher]]]:
+async def replica(kube_client: KubeClient, namespace: str) -> AsyncIterator[Replica]:
     """``await replica(health=None)``: a flusher whose status cache follows the namespace (its
-    watch is listed before it is handed out, and stopped after the test)."""
+    watch is listed before it is handed out, and stopped after the test); ``.store._kube.sent``
+    counts its requests."""
     tasks: list[asyncio.Task[None]] = []
+    clients: list[KubeClient] = []
 
     async def make(health: HealthBook | None = None) -> Flusher:
-        store = KubeStatusStore(kube_client, namespace)
+        kube = CountingKube(kube_client.config)
+        clients.append(kube)
+        store = KubeStatusStore(kube, namespace)
         sync = HealthSync(health) if health is not None else None
         flusher = Flusher(UsageBook(), store, SystemClock(), interval_s=3600, health=sync)
         listed = asyncio.Event()
@@ -53,9 +73,8 @@ async def replica(kube_client: KubeClient, namespace: str) -> AsyncIterator[Call
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-
-
-Replica = Callable[..., Awaitable[Flusher]]
+    for kube in clients:
+        await kube.close()
 
 
 async def _seen(replica: Flusher, kind: str, name: str, what: Callable[[Any], bool]) -> None:
@@ -135,3 +154,33 @@ async def test_counts_of_a_deleted_object_are_dropped_not_retried_forever(
     await flusher.flush()
     assert objects.usage(KIND_USER, "alice").total.requests == 1
     assert not flusher.book.pending and flusher.failures == 0
+
+
+async def test_an_idle_replica_sends_nothing_and_a_busy_one_one_write_per_changed_object(
+    replica: Replica, namespace: str, usage_objects: Callable[[str], UsageObjects]
+) -> None:
+    """The cost of the status loop follows the traffic: beyond its watches, an idle replica sends
+    no request at all, whatever the number of objects; with counts for some objects it sends one
+    PATCH per changed object and reads nothing (the base document and version are cached)."""
+    objects = usage_objects(namespace)
+    names = [f"user-{i}" for i in range(20)]
+    for name in names:
+        objects.user(name)
+    objects.upstream("tok-a", "https://t.example/")
+    flusher = await replica(HealthBook())
+    kube = flusher.store._kube  # type: ignore[attr-defined]
+    listed = dict(kube.sent)
+    for _ in range(3):
+        await flusher.flush()
+    assert kube.sent == listed, f"an idle flush sent {kube.sent - Counter(listed)}"
+    for round_ in range(2):
+        for name in names[:5]:
+            served(flusher.book, name, "tok-a", True, 1, 1, datetime.now(UTC))
+        before = Counter(kube.sent)
+        await flusher.flush()
+        sent = kube.sent - before
+        assert sent == Counter({"PATCH": 6}), f"round {round_}: {sent}"
+        # The next round writes from the versions these writes answered: no 409, no read.
+        assert flusher.conflicts == 0
+    assert objects.usage(KIND_USER, "user-0").total.requests == 2
+    assert objects.usage(KIND_UPSTREAM, "tok-a").total.requests == 10
