@@ -33,7 +33,7 @@ from .settings import ProxySettings
 from .token_health import HealthBook
 from .usage import InMemoryUsage, UsageSink
 from .usage import wiring as usage_wiring
-from .usage.store import KubeStatusStore
+from .usage.kube_status import KubeStatusStore
 
 
 def upstream_session(settings: ProxySettings) -> aiohttp.ClientSession:
@@ -120,7 +120,7 @@ def create_app(
                 svc.watchers.append(watcher)
                 tasks.append(asyncio.create_task(watcher.run(), name=f"watch-{kind.name}"))
             store = KubeStatusStore(
-                kube, settings.namespace, settings.watch_timeout_seconds, settings.watch_retry_seconds
+                kube, settings.namespace, settings.status_watch_timeout_seconds, settings.watch_retry_seconds
             )
             await usage_wiring.start(svc, store)
         try:

@@ -90,6 +90,9 @@ class ProxySettings(BaseSettings):
     # Readiness turns false when a route watch has been failing this long (the index is stale),
     # and true again after the relist.
     routes_stale_seconds: float = Field(default=30.0, gt=0)
+    # The status watch (usage and health of PoolUsers/UpstreamTokens): server-side timeout of one
+    # call. Each call starts by re-sending every object (compressed), hence longer than the above.
+    status_watch_timeout_seconds: int = Field(default=1800, ge=1)
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
     access_log: bool = True

@@ -16,7 +16,7 @@ from tokenpool_proxy.usage.clock import SystemClock
 from tokenpool_proxy.usage.counters import UsageBook
 from tokenpool_proxy.usage.flush import Flusher
 from tokenpool_proxy.usage.health_status import HealthSync
-from tokenpool_proxy.usage.store import KubeStatusStore
+from tokenpool_proxy.usage.kube_status import KubeStatusStore
 
 from tests.support.usage_counting import served
 from tests.support.usage_fixtures import UsageObjects
@@ -170,6 +170,7 @@ async def test_an_idle_replica_sends_nothing_and_a_busy_one_one_write_per_change
     flusher = await replica(HealthBook())
     kube = flusher.store._kube  # type: ignore[attr-defined]
     listed = dict(kube.sent)
+    assert not listed, f"the initial state comes with the watch (watch-list), yet it sent {listed}"
     for _ in range(3):
         await flusher.flush()
     assert kube.sent == listed, f"an idle flush sent {kube.sent - Counter(listed)}"

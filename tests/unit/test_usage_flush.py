@@ -60,6 +60,8 @@ async def test_two_replicas_interleaving_lose_and_double_nothing() -> None:
     await a.flush()
     assert _total(store, KIND_USER, "alice") == 12 and _total(store, KIND_UPSTREAM, "tok") == 12
     assert a.conflicts >= 1 and a.book.unflushed(user_key("alice")).total.requests == 0
+    # A's retry added to B's write as A's watch had shown it meanwhile: no read was needed.
+    assert store.gets == 0
     errors = Usage.model_validate(store.status(KIND_USER, "alice")["usage"]).total.errors
     assert errors == 5
 
@@ -169,6 +171,7 @@ async def test_conflict_retries_are_bounded(conflicts: int) -> None:
 
     store.patch_status = conflicting  # type: ignore[method-assign]
     await flusher.flush()
+    assert store.gets == min(conflicts, 2)  # the watch never showed the other writes: read them
     if conflicts < 3:
         assert _total(store, KIND_USER, "alice") == 1
     else:

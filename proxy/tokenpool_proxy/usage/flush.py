@@ -36,7 +36,7 @@ from .clock import Clock
 from .counters import Delta, ObjectKey, UsageBook
 from .health_status import HealthSync, merge_health, same
 from .merge import apply_delta
-from .status_cache import StatusCache
+from .status_cache import StatusCache, newer
 from .store import Conflict, Deleted, StatusStore, Stored
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ class Flusher:
         self.max_attempts = max_attempts
         self.cache = cache if cache is not None else StatusCache()
         self.writes = 0  # successful status writes: what the write-rate bound counts
+        self.changed = 0  # objects a flush had something to write for (the bound, summed)
         self.conflicts = 0
         self.failures = 0
         self.last_success: float | None = None  # monotonic time of the last complete flush
@@ -135,6 +136,7 @@ class Flusher:
         news = self.health.news() if self.health else {}
         deltas = self.book.take()
         keys = list(set(deltas) | {(KIND_UPSTREAM, name) for name in news})
+        self.changed += len(keys)
         self.cache.hold(keys)
         try:
             results = await asyncio.gather(
@@ -148,19 +150,27 @@ class Flusher:
         if all(results):
             self.last_success = time.monotonic()
 
-    async def _base(self, kind: str, name: str, fresh: bool) -> _Base:
-        entry = None if fresh else self.cache.get((kind, name))
-        if entry is not None:
-            return _Base(entry.resource_version, entry.usage(), entry.health)
+    async def _base(self, key: ObjectKey, behind: str | None) -> _Base:
+        """The document to add to: the cached one; after a conflict with version ``behind``, the
+        watch's newer news of the object if it has some, else a fresh read."""
+        kind, name = key
+        if behind is None:
+            entry = self.cache.get(key)
+            if entry is not None:
+                return _Base(entry.resource_version, entry.usage(), entry.health)
+        else:
+            parked = self.cache.parked(key)
+            if parked is not None and newer(parked.resource_version, behind):
+                return _Base.read(kind, parked)
         return _Base.read(kind, await self.store.get(kind, name))
 
     async def _write(self, key: ObjectKey, delta: Delta | None, news: Health | None, now: datetime) -> bool:
         """Write one object; False when it failed (the delta waits for the next flush)."""
         kind, name = key
-        fresh = False  # first from the cache; after a conflict, read from the API server
+        behind: str | None = None  # the version a write was refused at (409)
         for _ in range(self.max_attempts):
             try:
-                base = await self._base(kind, name, fresh)
+                base = await self._base(key, behind)
                 status: dict[str, Any] = {}
                 usage = None
                 if delta is not None:
@@ -181,7 +191,7 @@ class Flusher:
                 result = await self.store.patch_status(kind, name, base.resource_version, status)
             except Conflict:
                 self.conflicts += 1
-                fresh = True
+                behind = base.resource_version
                 continue
             except Deleted:
                 log.info("%s %s is gone; dropping its unwritten usage", kind, name)

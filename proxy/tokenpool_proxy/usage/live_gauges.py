@@ -61,6 +61,11 @@ class LiveGauges(Collector):
         )
         for name, value, doc in (
             ("tokenpool_proxy_status_writes", flusher.writes, "Successful status writes"),
+            (
+                "tokenpool_proxy_status_changed_objects",
+                flusher.changed,
+                "Objects a flush had usage or health to write for (at most one write each)",
+            ),
             ("tokenpool_proxy_status_conflicts", flusher.conflicts, "Status writes refused with 409"),
             ("tokenpool_proxy_status_failures", flusher.failures, "Status writes given up until next flush"),
         ):

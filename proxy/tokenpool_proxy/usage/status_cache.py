@@ -1,7 +1,7 @@
 """What this replica knows of every PoolUser's and UpstreamToken's status: an informer-style cache.
 
-Fed by a list + watch of the two kinds (:meth:`~.store.KubeStatusStore.watch`) and by the
-answers to this replica's own status writes, it replaces the list of every object that each
+Fed by a watch of the two kinds (:mod:`.status_watch`) and by the answers to this replica's own
+status writes, it replaces the list of every object that each
 flush used to make: limits read the other replicas' counts from it, the flusher takes the base
 document and ``resourceVersion`` of a write from it, and the balancer adopts other replicas'
 health verdicts from it. An idle replica therefore sends nothing beyond its watches, and a busy
@@ -176,6 +176,11 @@ class StatusCache:
     # -- the flusher's hold on the objects it writes -----------------------------------------
     def hold(self, keys: Iterable[ObjectKey]) -> None:
         self._held.update(keys)
+
+    def parked(self, key: ObjectKey) -> Stored | None:
+        """The newest watch news held back while ``key`` is written: after a 409 it is usually the
+        very write that won the race, so the retry needs no read."""
+        return self._parked.get(key)
 
     def release(self, key: ObjectKey) -> None:
         """The write of ``key`` ended (its answer, if any, is already in): apply what the watch
