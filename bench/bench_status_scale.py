@@ -154,7 +154,8 @@ def user_totals(kubeconfig: str) -> int:
         async with KubeClient.from_environment(kubeconfig) as kube:
             async for page in kube.pages(cr_path(NS, PLURAL_USER)):
                 for item in page["items"]:
-                    total += ((item.get("status") or {}).get("usage") or {}).get("total", {}).get("requests", 0)
+                    usage = (item.get("status") or {}).get("usage") or {}
+                    total += usage.get("total", {}).get("requests", 0)
         return total
 
     return asyncio.run(read())
@@ -251,15 +252,15 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
             b, w = base[phase][key], work[phase][key]
             ratio = f"{w / b:.3f}" if b else "-"
             print(f"  {label:22} base {fmt.format(b):>10}  work {fmt.format(w):>10}  ratio {ratio}")
-        print(
-            f"  requests by kind: base {base[phase]['calls']}\n                    work {work[phase]['calls']}"
-        )
+        print(f"  requests by kind: base {base[phase]['calls']}")
+        print(f"                    work {work[phase]['calls']}")
     for name in ("base", "work"):
         load = results[name]["load"]
         print(
-            f"{name}: start {results[name]['start_s']:.1f}s; load {load['rate']:.0f} req/s ({load['non2xx']} non-2xx);"
-            f" status writes {load['writes']:.0f} (409s {load['conflicts']:.0f}, changed objects {load['changed']:.0f});"
-            f" counted {load['counted']:.0f}, written to users' totals {load['written']}"
+            f"{name}: start {results[name]['start_s']:.1f}s; load {load['rate']:.0f} req/s"
+            f" ({load['non2xx']} non-2xx); status writes {load['writes']:.0f} (409s {load['conflicts']:.0f},"
+            f" changed objects {load['changed']:.0f}); counted {load['counted']:.0f},"
+            f" written to users' totals {load['written']}"
         )
 
 

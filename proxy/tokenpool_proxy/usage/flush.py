@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -103,9 +104,13 @@ class Flusher:
         await self.flush()
 
     async def _run(self) -> None:
+        # A random phase: replicas started together would otherwise flush in the same instants
+        # and race for the same objects (each race a refused write and a retry).
+        wait = self.interval_s * random.random()  # noqa: S311 - not a secret
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.interval_s)
+                await asyncio.wait_for(self._stop.wait(), wait)
+            wait = self.interval_s
             if self._stop.is_set():
                 return
             try:
