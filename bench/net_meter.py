@@ -45,7 +45,11 @@ class Relay:
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self.counts.connections += 1
-        server_r, server_w = await asyncio.open_connection(*self._target)
+        try:
+            server_r, server_w = await asyncio.open_connection(*self._target)
+        except OSError:  # the API server is gone (the benchmark is ending)
+            client_w.close()
+            return
         await asyncio.gather(
             self._pump(client_r, server_w, "sent"), self._pump(server_r, client_w, "received")
         )

@@ -10,12 +10,18 @@ Rules:
 4. Among those, the least used recently wins, then the least recently used.
 5. If none is free, wait (up to the slot wait) for a release or an interval to pass, then give
    up with :class:`NoCapacity` (429 + Retry-After). No candidate at all is :class:`NoUpstream`.
+
+Waiting requests queue on the tokens they could use, first come first served; a release wakes
+one waiter of that token (a freed slot can serve one request), not every waiting request: with
+thousands of requests waiting, waking them all on every release would cost thousands of futile
+picks per release.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -70,7 +76,10 @@ class Balancer:
     def __init__(self, index: RouteIndex, health: HealthBook) -> None:
         self.index = index
         self.health = health
-        self._waiters: list[asyncio.Future[None]] = []
+        # Token name -> requests waiting for a slot of it (a request waits on all its candidates;
+        # its future is set with the name of the token that woke it). Finished futures are
+        # skipped and dropped when reached.
+        self._waiting: dict[str, deque[asyncio.Future[str]]] = {}
 
     def _usable(
         self, user: UserRoute, provider: Provider, exclude: Collection[str]
@@ -122,31 +131,57 @@ class Balancer:
     ) -> Lease:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
+        woken_by: str | None = None
         while True:
             pick = self.pick(user, provider, exclude)
             if pick.upstream is not None:
                 self.health.started(pick.upstream.name)
+                if woken_by is not None and woken_by != pick.upstream.name:
+                    self._wake(woken_by)  # this request took another token: the slot is free still
                 return Lease(self, pick.upstream)
+            # (Woken but nothing to pick: the slot went to a request that did not wait. Its
+            # release will wake the next one; passing the turn on now would only spin.)
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise NoCapacity(retry_after=max(1.0, math.ceil(pick.wake_in or 1.0)))
             timeout = remaining if pick.wake_in is None else min(remaining, pick.wake_in)
-            fut: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(fut)
+            fut: asyncio.Future[str] = loop.create_future()
+            for _, route in self._usable(user, provider, exclude):
+                self._queue(route.name, fut)
             try:
-                await asyncio.wait_for(fut, timeout)
+                async with asyncio.timeout(timeout):
+                    await fut
             except TimeoutError:
-                pass
-            finally:
-                if fut in self._waiters:
-                    self._waiters.remove(fut)
+                pass  # (a wake-up may have come in the same instant: read below)
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled():
+                    self._wake(fut.result())  # woken, then cancelled (the client left): pass it on
+                raise
+            woken_by = fut.result() if fut.done() and not fut.cancelled() else None
+
+    def _queue(self, name: str, fut: asyncio.Future[str]) -> None:
+        queue = self._waiting.get(name)
+        if queue is None:
+            queue = self._waiting[name] = deque()
+        elif len(queue) > 64 and len(queue) % 64 == 0:  # waits that timed out pile up: sweep
+            live = [f for f in queue if not f.done()]
+            queue.clear()
+            queue.extend(live)
+        queue.append(fut)
+
+    def _wake(self, name: str) -> None:
+        """Hand a free slot of ``name`` to the longest-waiting request that can use it."""
+        queue = self._waiting.get(name)
+        while queue:
+            fut = queue.popleft()
+            if not fut.done():
+                fut.set_result(name)
+                return
+        self._waiting.pop(name, None)
 
     def _release(self, name: str) -> None:
         self.health.finished(name)
-        waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
+        self._wake(name)
 
     def _earliest_cooldown_end(self, user: UserRoute, provider: Provider) -> float | None:
         now = self.health.clock()

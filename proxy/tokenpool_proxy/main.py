@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import logging
+import resource
 import socket
 
 import uvicorn
@@ -20,8 +22,27 @@ def run() -> None:
     serve(create_app(settings), settings)
 
 
+def raise_open_files_limit() -> int:
+    """Raise the soft limit on open files to the hard one; the new soft limit.
+
+    Every open stream holds two sockets (the client's and the upstream's), and many systems
+    start processes with a soft limit of 1024: the proxy would refuse connections at about 500
+    open streams while the hard limit allows far more (Go programs raise it the same way).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            logging.getLogger(__name__).warning("could not raise the open-files limit above %d", soft)
+    return soft
+
+
 def serve(app: FastAPI, settings: ProxySettings) -> None:
     """The one way the proxy is served (the benchmark serves a pre-filled app through it too)."""
+    raise_open_files_limit()
     # Everything built so far (modules, the app) lives as long as the process: keep it out of the
     # garbage collector's scans, which otherwise walk it again on every full collection.
     gc.freeze()

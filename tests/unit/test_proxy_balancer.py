@@ -249,3 +249,67 @@ def test_notices_only_in_the_upstreams_own_shape():
 def test_openai_classification(status, verdict, reason):
     failure = openai_compat.classify_openai_failure(status, "x", None)
     assert (failure.verdict, failure.reason) == (verdict, reason)
+
+
+async def test_a_release_wakes_one_waiter_first_come_first_served():
+    """Thousands of requests may wait for a busy token: a release hands its slot to the one
+    that waited longest, without every other waiter re-running the pick."""
+    b, _health, _clock, user, _ = setup(up("a"))
+    b.health.clock = asyncio.get_running_loop().time
+    held = await b.acquire(user, "Augment")
+    picks = 0
+    real_pick = b.pick
+    all_queued = asyncio.Event()
+
+    def counting_pick(*args, **kw):
+        nonlocal picks
+        picks += 1
+        if picks == 50:
+            all_queued.set()  # every waiter tried once (and queues right after)
+        return real_pick(*args, **kw)
+
+    b.pick = counting_pick
+    served: list[int] = []
+
+    async def waiter(i: int) -> None:
+        lease = await b.acquire(user, "Augment", wait_s=30)
+        served.append(i)
+        await asyncio.sleep(0)
+        lease.release()
+
+    tasks = [asyncio.create_task(waiter(i)) for i in range(50)]
+    await asyncio.wait_for(all_queued.wait(), 5)
+    await asyncio.sleep(0)  # the last one's queueing
+    held.release()
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    assert served == list(range(50))
+    assert picks <= 50 + 50 + 5, f"{picks} picks for 50 releases: releases woke more than one waiter"
+
+
+async def test_a_waiter_that_takes_another_token_passes_the_woken_slot_on():
+    b, _health, _clock, user, _ = setup(up("a"), up("b"))
+    b.health.clock = asyncio.get_running_loop().time
+    lease_a = await b.acquire(user, "Augment")
+    lease_b = await b.acquire(user, "Augment")
+    first = asyncio.create_task(b.acquire(user, "Augment", wait_s=30))
+    second = asyncio.create_task(b.acquire(user, "Augment", wait_s=30))
+    await asyncio.sleep(0)
+    # Both tokens free up in one step: the first waiter is woken by the first release and may
+    # take either token; the other token must then go to the second waiter, not sit free.
+    lease_a.release()
+    lease_b.release()
+    leases = await asyncio.wait_for(asyncio.gather(first, second), 5)
+    assert sorted(lease.upstream.name for lease in leases) == ["a", "b"]
+
+
+async def test_a_waiter_cancelled_after_its_wake_up_passes_the_slot_on():
+    b, _health, _clock, user, _ = setup(up("a"))
+    b.health.clock = asyncio.get_running_loop().time
+    held = await b.acquire(user, "Augment")
+    leaving = asyncio.create_task(b.acquire(user, "Augment", wait_s=30))
+    staying = asyncio.create_task(b.acquire(user, "Augment", wait_s=30))
+    await asyncio.sleep(0)
+    held.release()  # wakes `leaving`...
+    leaving.cancel()  # ...whose client is gone before it runs
+    lease = await asyncio.wait_for(staying, 5)
+    assert lease.upstream.name == "a"
