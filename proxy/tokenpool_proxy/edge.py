@@ -13,12 +13,13 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .access_log import AccessLog
 from .errors import BodyTooLarge, too_large_response
 from .services import Services
 from .settings import ProxySettings
@@ -59,9 +60,12 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-def access_writer(settings: ProxySettings) -> Callable[[dict[str, Any]], None] | None:
-    """How access lines are written: JSON straight to stdout (same shape as every other log line,
-    a fraction of the cost of a logging record on the hot path), or through logging as text."""
+def access_writer(
+    settings: ProxySettings, out: BinaryIO | None = None
+) -> Callable[[dict[str, Any]], None] | None:
+    """How access lines are written: JSON to stdout off the event loop (:mod:`.access_log`; same
+    shape as every other log line, a fraction of the cost of a logging record on the hot path),
+    or through logging as text."""
     if not settings.access_log:
         return None
     if settings.log_format == "text":
@@ -70,7 +74,7 @@ def access_writer(settings: ProxySettings) -> Callable[[dict[str, Any]], None] |
             access_logger.info("request %s", entry)
 
         return via_logging
-    out = sys.stdout.buffer
+    log = AccessLog(out or sys.stdout.buffer)
     second: tuple[int, str] = (-1, "")  # the formatted current second: strftime per line is costly
 
     def write_json(entry: dict[str, Any]) -> None:
@@ -81,8 +85,7 @@ def access_writer(settings: ProxySettings) -> Callable[[dict[str, Any]], None] |
             second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
         stamp = f"{second[1]}.{int(now % 1 * 1000):03d}Z"
         head = {"ts": stamp, "level": "info", "logger": "tokenpool.access", "msg": "request"}
-        out.write(orjson.dumps(head | entry) + b"\n")
-        out.flush()
+        log.write(orjson.dumps(head | entry) + b"\n")
 
     return write_json
 
