@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -72,17 +73,19 @@ def serve_proxy(upstream_url: str, port: int) -> None:
     serve(create_app(settings, index=index), settings)
 
 
-def start(argv: list[str], log: Path, nofile: int | None = None) -> subprocess.Popen[bytes]:
+def start(argv: list[str], log: Path, nofile: int = 0, tree: Path = REPO) -> subprocess.Popen[bytes]:
+    """A child process running ``tree``'s code (not the installed one), with ``nofile`` as its
+    soft limit on open files when given."""
+
     def limit() -> None:
         if nofile:
             resource.setrlimit(
                 resource.RLIMIT_NOFILE, (nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
             )
 
-    env = {**os.environ, "PYTHONPATH": f"{REPO}/proxy:{REPO}"}
-    return subprocess.Popen(
-        argv, cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, preexec_fn=limit
-    )
+    env = {**os.environ, "PYTHONPATH": f"{tree}/proxy:{tree}"}
+    out = log.open("wb")
+    return subprocess.Popen(argv, cwd=tree, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=limit)
 
 
 def system_seconds(pid: int) -> float:
@@ -106,80 +109,105 @@ def wait(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
         time.sleep(0.2)
 
 
+def run(
+    n: int, port: int, via: bool, proxy_pid: int, args: argparse.Namespace, profile_to: Path | None = None
+) -> dict[str, float]:
+    """One client of ``n`` streams against ``port``; the client's figures plus the proxy's CPU
+    (share of a core, and kernel part) over the window in which all streams are open, and its
+    RSS in the middle of it."""
+    ramp = min(500.0, max(100.0, n / 8))
+    argv = [sys.executable, "-m", "bench.stream_peers", "client", "--port", str(port), "--streams", str(n)]
+    argv += ["--seconds", str(args.seconds), "--every-ms", str(args.every_ms), "--ramp-per-s", str(ramp)]
+    if via:
+        argv += ["--via-proxy", "--tokens", ",".join(token_of(i) for i in range(USERS))]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    client = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, env=env)
+    window_start, window_end = n / ramp + 2, args.seconds - 2
+    time.sleep(window_start)
+    cpu0, sys0, t0 = cpu_seconds(proxy_pid), system_seconds(proxy_pid), time.monotonic()
+    spy = None
+    if profile_to is not None:
+        spy_argv = [str(REPO / ".venv/bin/py-spy"), "record", "--pid", str(proxy_pid), "--duration", "20"]
+        spy_argv += ["--format", "raw", "--output", str(profile_to), "--rate", "200", "--nonblocking"]
+        spy = subprocess.Popen(spy_argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(max(1.0, (window_end - window_start) / 2))
+    rss_mid = rss_mb(proxy_pid)
+    time.sleep(max(1.0, window_end - window_start - (time.monotonic() - t0)))
+    elapsed = time.monotonic() - t0
+    cpu = (cpu_seconds(proxy_pid) - cpu0) / elapsed
+    system = (system_seconds(proxy_pid) - sys0) / elapsed
+    result = json.loads(client.communicate()[0].decode().strip().splitlines()[-1])
+    if spy is not None:
+        spy.wait()
+    chunks_per_s = n * 1000 / args.every_ms
+    result.update(
+        proxy_cpu=cpu,
+        cpu_us_per_chunk=cpu / chunks_per_s * 1e6,
+        system_us_per_chunk=system / chunks_per_s * 1e6,
+        rss_mb=rss_mid,
+    )
+    time.sleep(3)  # the streams' sockets close
+    return result
+
+
 def level(
-    n: int, args: argparse.Namespace, ports: dict[str, int], proxy: subprocess.Popen[bytes], logs: Path
+    n: int,
+    args: argparse.Namespace,
+    ports: dict[str, int],
+    proxy: subprocess.Popen[bytes],
+    idle_rss: float,
+    logs: Path,
 ) -> dict[str, object]:
     out: dict[str, object] = {"streams": n}
-    ramp = min(500.0, max(100.0, n / 8))
     for target in ("direct", "proxy"):
         via = target == "proxy"
-        port = ports["proxy"] if via else ports["upstream"]
-        argv = [
-            sys.executable,
-            "-m",
-            "bench.stream_peers",
-            "client",
-            "--port",
-            str(port),
-            "--streams",
-            str(n),
-            "--seconds",
-            str(args.seconds),
-            "--ramp-per-s",
-            str(ramp),
-        ]
-        if via:
-            argv += ["--via-proxy", "--tokens", ",".join(token_of(i) for i in range(USERS))]
-        rss0 = rss_mb(proxy.pid)
-        client = subprocess.Popen(
-            argv, cwd=REPO, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)}
-        )
-        window_start, window_end = n / ramp + 2, args.seconds - 2
-        time.sleep(window_start)
-        cpu0, sys0, t0 = cpu_seconds(proxy.pid), system_seconds(proxy.pid), time.monotonic()
-        profile = None
-        if via and args.profile == n:
-            profile = subprocess.Popen(
-                [
-                    str(REPO / ".venv/bin/py-spy"),
-                    "record",
-                    "--pid",
-                    str(proxy.pid),
-                    "--duration",
-                    "20",
-                    "--format",
-                    "raw",
-                    "--output",
-                    str(logs / f"profile-{n}.txt"),
-                    "--rate",
-                    "200",
-                    "--nonblocking",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        time.sleep(max(1.0, (window_end - window_start) / 2))
-        rss_mid = rss_mb(proxy.pid)
-        time.sleep(max(1.0, window_end - window_start - (time.monotonic() - t0)))
-        elapsed = time.monotonic() - t0
-        cpu = (cpu_seconds(proxy.pid) - cpu0) / elapsed
-        system = (system_seconds(proxy.pid) - sys0) / elapsed
-        result = json.loads(client.communicate()[0].decode().strip().splitlines()[-1])
-        if profile is not None:
-            profile.wait()
+        profile_to = logs / f"profile-{n}.txt" if via and args.profile == n else None
+        result = run(n, ports[target if via else "upstream"], via, proxy.pid, args, profile_to)
         out[target] = result
         if via:
-            chunks_per_s = n * 1000 / args.every_ms
             out.update(
-                proxy_cpu=cpu,
-                cpu_us_per_chunk=cpu / chunks_per_s * 1e6,
-                system_us_per_chunk=system / chunks_per_s * 1e6,
-                rss_kb_per_stream=(rss_mid - rss0) * 1024 / n,
-                rss_mb=rss_mid,
+                {k: result[k] for k in ("proxy_cpu", "cpu_us_per_chunk", "system_us_per_chunk", "rss_mb")}
             )
+            out["rss_kb_per_stream"] = (result["rss_mb"] - idle_rss) * 1024 / n
         print(f"[{target} x{n}] {json.dumps(result)}", flush=True)
-        time.sleep(3)  # the streams' sockets close
     return out
+
+
+def ab(args: argparse.Namespace, logs: Path, up_url: str) -> None:
+    """CPU per relayed chunk of a git revision's proxy and the working tree's, alternating rounds
+    of ``--ab-streams`` streams (a change of a few percent shows in the medians)."""
+    from bench.ab_proxy import export
+
+    procs = {}
+    for name, tree in (("base", export(args.ab, logs / "base")), ("work", REPO)):
+        port = free_port()
+        log = logs / f"proxy-{name}.log"
+        argv = [sys.executable, "-m", "bench.bench_streams", "--serve-proxy", up_url, str(port)]
+        procs[name] = (start(argv, log, tree=tree), port)
+        wait(f"http://127.0.0.1:{port}/readyz", procs[name][0], log)
+    per_chunk: dict[str, list[float]] = {name: [] for name in procs}
+    idle = {name: rss_mb(proc.pid) for name, (proc, _) in procs.items()}
+    per_stream: dict[str, float] = {}
+    try:
+        for r in range(args.rounds):
+            for name in sorted(procs, reverse=bool(r % 2)):
+                proc, port = procs[name]
+                result = run(args.ab_streams, port, True, proc.pid, args)
+                per_chunk[name].append(result["cpu_us_per_chunk"])
+                per_stream.setdefault(name, (result["rss_mb"] - idle[name]) * 1024 / args.ab_streams)
+                us, p99 = result["cpu_us_per_chunk"], result["p99_ms"]
+                print(f"  round {r} {name}: {us:.1f} us/chunk, p99 {p99} ms", flush=True)
+        print(f"proxy CPU us per relayed chunk, {args.ab_streams} streams, {args.ab} vs working tree:")
+        for name, values in per_chunk.items():
+            rounds = " ".join(f"{v:.1f}" for v in values)
+            print(f"  {name:5} median {statistics.median(values):6.1f}   rounds: {rounds}")
+        print("proxy RSS growth per open stream (first round, mid-stream, from the idle proxy):")
+        for name, kb in per_stream.items():
+            print(f"  {name:5} {kb:6.1f} KB")
+    finally:
+        for proc, _ in procs.values():
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 def report(rows: list[dict[str, object]]) -> None:
@@ -231,6 +259,11 @@ def main() -> None:
     parser.add_argument("--every-ms", type=float, default=50)
     parser.add_argument("--nofile", type=int, default=0)
     parser.add_argument("--profile", type=int, default=0)
+    parser.add_argument(
+        "--ab", default="", metavar="REV", help="A/B of CPU per chunk: REV vs the working tree"
+    )
+    parser.add_argument("--ab-streams", type=int, default=400)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--serve-proxy", nargs=2, metavar=("UPSTREAM_URL", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_proxy:
@@ -239,37 +272,32 @@ def main() -> None:
     logs = Path(tempfile.mkdtemp(prefix="bench-streams-"))
     ports = {"upstream": free_port(), "proxy": free_port()}
     print(f"load average {os.getloadavg()[0]:.2f}; logs {logs}", flush=True)
-    up_log, proxy_log = logs / "upstream.log", logs / "proxy.log"
+    up_argv = [sys.executable, "-m", "bench.stream_peers", "upstream", "--port", str(ports["upstream"])]
     upstream = start(
-        [
-            sys.executable,
-            "-m",
-            "bench.stream_peers",
-            "upstream",
-            "--port",
-            str(ports["upstream"]),
-            "--seconds",
-            str(args.seconds),
-            "--every-ms",
-            str(args.every_ms),
-        ],
-        up_log,
+        [*up_argv, "--seconds", str(args.seconds), "--every-ms", str(args.every_ms)], logs / "up.log"
     )
     up_url = f"http://127.0.0.1:{ports['upstream']}/"
-    proxy = start(
-        [sys.executable, "-m", "bench.bench_streams", "--serve-proxy", up_url, str(ports["proxy"])],
-        proxy_log,
-        args.nofile or None,
-    )
+    procs = [upstream]
     try:
+        if args.ab:
+            ab(args, logs, up_url)
+            return
+        proxy_log = logs / "proxy.log"
+        proxy = start(
+            [sys.executable, "-m", "bench.bench_streams", "--serve-proxy", up_url, str(ports["proxy"])],
+            proxy_log,
+            args.nofile,
+        )
+        procs.append(proxy)
         wait(f"http://127.0.0.1:{ports['proxy']}/readyz", proxy, proxy_log)
-        rows = [level(int(n), args, ports, proxy, logs) for n in args.levels.split(",")]
+        idle_rss = rss_mb(proxy.pid)
+        rows = [level(int(n), args, ports, proxy, idle_rss, logs) for n in args.levels.split(",")]
         report(rows)
-        print(f"load average at the end {os.getloadavg()[0]:.2f}")
+        print(f"load average at the end {os.getloadavg()[0]:.2f}; proxy RSS idle {idle_rss:.0f} MB")
         if args.profile:
             show_profile(logs / f"profile-{args.profile}.txt")
     finally:
-        for proc in (proxy, upstream):
+        for proc in procs:
             proc.terminate()
             proc.wait(timeout=10)
 

@@ -25,7 +25,7 @@ from tokenpool.contract.compiled import UserRoute
 from .balancer import Lease, NoCapacity, NoUpstream
 from .errors import ApiError
 from .messages_schema import MessagesRequest
-from .openai_format import estimate_tokens
+from .openai_format import TextTally
 from .providers.base import FinishReason, Piece, UpstreamFailure
 from .responses import JSON, RelayStream
 from .schemas import ChatRequest
@@ -200,7 +200,7 @@ async def _close(pieces: AsyncIterator[Piece]) -> None:
         await aclose()
 
 
-def _counts(a: Attempts, dialect: Dialect, text_parts: list[str], pieces: list[Piece]) -> tuple[int, int]:
+def _counts(a: Attempts, dialect: Dialect, text: TextTally, pieces: list[Piece]) -> tuple[int, int]:
     """The upstream's own figures (its last report) where it gave them, else the estimates."""
     prompt = completion = None
     for p in pieces:
@@ -211,17 +211,17 @@ def _counts(a: Attempts, dialect: Dialect, text_parts: list[str], pieces: list[P
     if prompt is None:
         prompt = dialect.prompt_tokens(a.request)
     if completion is None:
-        completion = estimate_tokens("".join(text_parts))
+        completion = text.tokens()
     return prompt, completion
 
 
-def _answer_text(piece: Piece, into: list[str]) -> None:
-    """The words of a piece other than plain text, for the completion estimate."""
+def _answer_text(piece: Piece, into: TextTally) -> None:
+    """The words of a piece (text, tool calls' names and arguments), for the completion estimate."""
     if piece.text:
-        into.append(piece.text)
+        into.add(piece.text)
     for call in piece.tool_calls:
-        into.append(call.name or "")
-        into.append(call.arguments)
+        into.add(call.name or "")
+        into.add(call.arguments)
 
 
 async def complete(a: Attempts, dialect: Dialect) -> Response:
@@ -254,7 +254,7 @@ async def complete(a: Attempts, dialect: Dialect) -> Response:
             raise
         finally:
             await _close(pieces)
-        text: list[str] = []
+        text = TextTally()
         for p in collected:
             _answer_text(p, text)
         finish: FinishReason = next((p.finish_reason for p in reversed(collected) if p.finish_reason), "stop")
@@ -267,28 +267,38 @@ async def stream(a: Attempts, dialect: Dialect) -> Response:
     """Streaming: committed once the first piece arrived; later failures end the stream."""
     lease, pieces, head, started = await a.open()
     writer = dialect.writer(a.request)
-    text: list[str] = []
+    text = TextTally()  # the answer's token estimate; the answer itself is not kept
     counted: list[Piece] = []  # pieces carrying upstream token counts
     outcome: dict[str, Any] = {"ok": False, "closed": False, "counts": None, "failed": False}
+    finish: list[FinishReason] = []
+
+    def event(piece: Piece) -> bytes:
+        """What the client gets for one piece (``b""``: nothing)."""
+        if (late := a.overdue(started)) is not None:
+            raise late
+        if piece.prompt_tokens is not None or piece.completion_tokens is not None:
+            counted.append(piece)
+        if piece.finish_reason:
+            finish.append(piece.finish_reason)
+        if piece.event is None and not piece.tool_calls:
+            if piece.text:
+                text.add(piece.text)
+                return writer.content(piece.text)
+            return b""
+        _answer_text(piece, text)
+        return writer.other(piece)
 
     async def relay() -> AsyncGenerator[bytes, None]:
-        finish: FinishReason | None = None
         try:
-            async for piece in _chain(head, pieces):
-                if (late := a.overdue(started)) is not None:
-                    raise late
-                if piece.prompt_tokens is not None or piece.completion_tokens is not None:
-                    counted.append(piece)
-                if piece.event is None and not piece.tool_calls:
-                    if piece.text:
-                        text.append(piece.text)
-                        yield writer.content(piece.text)
-                else:
-                    _answer_text(piece, text)
-                    if out := writer.other(piece):
+            # The pieces read while choosing the token, then the rest straight from the upstream
+            # (no generator in between: one fewer per relayed chunk).
+            for piece in head:
+                if out := event(piece):
+                    yield out
+            if not (head and head[-1].finish_reason):
+                async for piece in pieces:
+                    if out := event(piece):
                         yield out
-                if piece.finish_reason:
-                    finish = piece.finish_reason
         except UpstreamFailure as failure:
             outcome["failed"] = True
             a.failed(lease, failure, started)
@@ -297,7 +307,7 @@ async def stream(a: Attempts, dialect: Dialect) -> Response:
             return
         outcome["ok"] = True
         outcome["counts"] = counts = _counts(a, dialect, text, counted)
-        if out := writer.end(finish or "stop", *counts):
+        if out := writer.end(finish[-1] if finish else "stop", *counts):
             yield out
 
     async def close() -> None:
@@ -317,12 +327,3 @@ async def stream(a: Attempts, dialect: Dialect) -> Response:
     return RelayStream(
         relay(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}, on_close=close
     )
-
-
-async def _chain(head: list[Piece], rest: AsyncIterator[Piece]) -> AsyncIterator[Piece]:
-    for piece in head:
-        yield piece
-    if head and head[-1].finish_reason:
-        return
-    async for piece in rest:
-        yield piece

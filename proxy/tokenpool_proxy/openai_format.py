@@ -32,12 +32,28 @@ FINISH: dict[FinishReason, str] = {
 
 
 def estimate_tokens(text: str) -> int:
-    if not text:
-        return 0
-    if text.isascii():
-        return (len(text) + 3) // 4
-    ascii_chars = sum(1 for c in text if c < "\x80")
-    return (ascii_chars + 3) // 4 + (len(text) - ascii_chars)
+    tally = TextTally()
+    tally.add(text)
+    return tally.tokens()
+
+
+class TextTally:
+    """The token estimate of a text fed in pieces, without keeping the text (a relayed stream
+    would otherwise hold its whole answer): about 4 ASCII characters per token, one per other
+    character."""
+
+    __slots__ = ("ascii", "chars")
+
+    def __init__(self) -> None:
+        self.chars = 0
+        self.ascii = 0
+
+    def add(self, text: str) -> None:
+        self.chars += len(text)
+        self.ascii += len(text) if text.isascii() else sum(1 for c in text if c < "\x80")
+
+    def tokens(self) -> int:
+        return (self.ascii + 3) // 4 + (self.chars - self.ascii) if self.chars else 0
 
 
 def estimate_prompt_tokens(messages: list[ChatMessage], tools: list[ToolDefinition] | None = None) -> int:
