@@ -3,29 +3,41 @@
 Real etcd + kube-apiserver and a real ``tokenpool operator`` process. The objects are created
 first with the operator stopped (the "operator restart on a full cluster" case), then the
 operator is started and timed until every user has its route Secret and personal-token
-Secret, every token its compiled Secret, and every allocation its granted tokens. Then a burst of
-new users is created with the operator running (the incremental case), and finally the operator
-is restarted on the converged cluster (it must re-check everything and rewrite nothing).
+Secret, every token its compiled Secret, and every allocation its granted tokens (and its memory
+is read then). Then a burst of new users is created with the operator running (the incremental
+case); then a proxy replica starts on the big cluster and one change at a time is timed from the
+``kubectl apply`` to the moment the proxy serves it (a new user with a token allocated, until
+``/api/tokens`` hands it out); finally the operator is restarted on the converged cluster (it
+must re-check everything and rewrite nothing).
 
 Baseline measured in the same run: the raw rate at which this API server accepts ConfigMap
 creations from one client at the operator's concurrency. The ratio says how close the operator
 (about 5 writes per new user: two Secrets, Event, two status patches) comes to the API
 server's own write speed.
 
-    .venv/bin/python -m bench.bench_operator [--users 1000] [--tokens 100] [--workers 4]
+    .venv/bin/python -m bench.bench_operator [--users 1000] [--tokens 100] [--workers 4] [--changes 5]
+
+At 10,000 users and 1,000 tokens it takes about 15 minutes on the 2-core machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
+import secrets
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import httpx
+
+from bench.bench_status_scale import rss_mb
 from tests.support.kubectl import run_kubectl
 from tests.support.operator_fixtures import OperatorProcess
+from tests.support.proxy_fixtures import ProxyProcess
 from tests.support.waiting import async_wait_for
 from tokenpool.contract import compiled as c
 from tokenpool.dev import binaries
@@ -149,8 +161,10 @@ async def measure(args: argparse.Namespace, plane: ControlPlane, holder: list[Op
         took = time.monotonic() - start
         got = await count_converged(kube, ns)
         assert got == want, f"converged {got}, expected {want}"
+        assert op.process is not None
         print(
-            f"operator start (process up, liveness answering): {ready:.1f}s; CPU used: {cpu_seconds(op):.1f}s"
+            f"operator start (process up, liveness answering): {ready:.1f}s;"
+            f" CPU used: {cpu_seconds(op):.1f}s; RSS when converged: {rss_mb(op.process.pid):.0f} MB"
         )
         print(
             f"converged {args.users} users / {args.tokens} tokens / {allocs} allocations in {took:.1f}s:"
@@ -175,6 +189,8 @@ async def measure(args: argparse.Namespace, plane: ControlPlane, holder: list[Op
             f" in {time.monotonic() - t1:.1f}s"
         )
 
+        await apply_to_servable(kube, plane, ns, args, total)
+
         # Restart on the converged cluster: everything is re-checked, nothing needs writing.
         before = await route_versions(kube, ns)
         t2 = time.monotonic()
@@ -187,6 +203,64 @@ async def measure(args: argparse.Namespace, plane: ControlPlane, holder: list[Op
         )
     finally:
         await kube.close()
+
+
+async def hands_out(http: httpx.AsyncClient, url: str, token: str) -> bool:
+    """Whether the proxy hands a token out to the holder of ``token`` (the plugin's first need)."""
+    r = await http.get(f"{url}/api/tokens", headers={"Authorization": f"Bearer {token}"})
+    return r.status_code == 200 and bool(r.json().get("tokens"))
+
+
+async def apply_to_servable(
+    kube: KubeClient, plane: ControlPlane, ns: str, args: argparse.Namespace, users: int
+) -> None:
+    """A proxy replica on the big cluster; then, one at a time, a new user (its own personal
+    token in a Secret, one token allocated by name) timed from its creation to the first
+    ``/api/tokens`` answer that hands a token out."""
+    logs = Path(tempfile.mkdtemp(prefix="bench-operator-proxy-"))
+    proxy = ProxyProcess(ns, plane.kubeconfig, logs, {"access_log": "false", "log_level": "WARNING"})
+    try:
+        t0 = time.monotonic()
+        await asyncio.to_thread(proxy.wait_ready, 600)
+        print(
+            f"proxy replica ready on the cluster of {users} users in {time.monotonic() - t0:.1f}s", flush=True
+        )
+        took = []
+        async with httpx.AsyncClient(timeout=10) as http:
+            for k in range(args.changes):
+                name, token = f"late-{k}", secrets.token_hex(32)
+                await kube.create(
+                    core_path(ns, "secrets"),
+                    {"metadata": {"name": f"{name}-pt"}, "stringData": {"token": token}},
+                )
+                start = time.monotonic()
+                spec = {"email": f"{name}@example.com", "personalTokenSecretRef": {"name": f"{name}-pt"}}
+                body = {
+                    "apiVersion": c.API_VERSION,
+                    "kind": c.KIND_USER,
+                    "metadata": {"name": name},
+                    "spec": spec,
+                }
+                await kube.create(cr_path(ns, c.PLURAL_USER), body)
+                alloc = {"user": name, "tokens": [f"tok-{k % args.tokens}"]}
+                body = {
+                    "apiVersion": c.API_VERSION,
+                    "kind": c.KIND_ALLOCATION,
+                    "metadata": {"name": name},
+                    "spec": alloc,
+                }
+                await kube.create(cr_path(ns, c.PLURAL_ALLOCATION), body)
+
+                servable = functools.partial(hands_out, http, proxy.url, token)
+                await async_wait_for(servable, timeout=120, interval=0.05, what=f"{name} servable")
+                took.append(time.monotonic() - start)
+        print(
+            f"apply -> servable (new user + allocation, {len(took)} in a row):"
+            f" median {statistics.median(took):.2f}s, max {max(took):.2f}s"
+            f" ({', '.join(f'{t:.2f}' for t in took)})"
+        )
+    finally:
+        proxy.stop()
 
 
 async def route_versions(kube: KubeClient, ns: str) -> dict[str, str]:
@@ -208,6 +282,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--burst", type=int, default=100, help="users created while the operator runs")
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--changes", type=int, default=5, help="apply -> servable samples")
     args = parser.parse_args()
 
     plane = ControlPlane.launch(binaries.find())
