@@ -306,3 +306,32 @@ async def test_a_malformed_last_used_at_does_not_stop_the_flushes_of_its_object(
     for kind, name in ((KIND_USER, "alice"), (KIND_UPSTREAM, "tok")):
         assert _total(store, kind, name) == 4
         assert store.status(kind, name)["usage"]["lastUsedAt"] == "2026-11-25T12:00:00Z"
+
+
+async def test_a_flush_keeps_a_few_writes_in_flight_and_writes_each_changed_object_once() -> None:
+    """Thousands of changed objects are written a few at a time: a request queued behind the
+    client's connections could time out after the API server applied it, and be counted twice."""
+    store = MemoryStore()
+    names = [f"user-{i}" for i in range(60)]
+    for name in names:
+        store.create(KIND_USER, name)
+    flusher = _flusher(store, concurrency=4)
+    for name in names:
+        served(flusher.book, name, None, True, 0, 0, NOW)
+    in_flight = peak = 0
+    real = store.patch_status
+
+    async def tracked(kind: str, name: str, rv: str, status: dict[str, Any]) -> Stored:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0)
+        try:
+            return await real(kind, name, rv, status)
+        finally:
+            in_flight -= 1
+
+    store.patch_status = tracked  # type: ignore[method-assign]
+    await flusher.flush()
+    assert peak == 4 and store.patches == 60 and flusher.changed == 60 and flusher.writes == 60
+    assert all(_total(store, KIND_USER, name) == 1 for name in names)

@@ -75,6 +75,7 @@ class Flusher:
         health: HealthSync | None = None,
         max_attempts: int = 5,
         cache: StatusCache | None = None,
+        concurrency: int = 8,
     ) -> None:
         self.book = book
         self.store = store
@@ -83,6 +84,7 @@ class Flusher:
         self.health = health
         self.max_attempts = max_attempts
         self.cache = cache if cache is not None else StatusCache()
+        self.concurrency = concurrency  # writes in flight at once (below the client's connections)
         self.writes = 0  # successful status writes: what the write-rate bound counts
         self.changed = 0  # objects a flush had something to write for (the bound, summed)
         self.conflicts = 0
@@ -142,14 +144,16 @@ class Flusher:
         deltas = self.book.take()
         keys = list(set(deltas) | {(KIND_UPSTREAM, name) for name in news})
         self.changed += len(keys)
-        self.cache.hold(keys)
-        try:
-            results = await asyncio.gather(
-                *(self._write(key, deltas.get(key), _news(news, key), now) for key in keys)
-            )
-        finally:
-            for key in keys:
-                self.cache.release(key)
+        # A few writes at a time: each request is on the wire as soon as it starts, so the
+        # client's timeout measures the API server, not a queue for connections here (a write
+        # that timed out after the API server applied it would be retried: counted twice).
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(key: ObjectKey) -> bool:
+            async with gate:
+                return await self._write(key, deltas.get(key), _news(news, key), now)
+
+        results = await asyncio.gather(*(one(key) for key in keys))
         if self.health is not None:
             self.health.observe(self.cache.healths(), self.clock.now())
         if all(results):
@@ -170,7 +174,17 @@ class Flusher:
         return _Base.read(kind, await self.store.get(kind, name))
 
     async def _write(self, key: ObjectKey, delta: Delta | None, news: Health | None, now: datetime) -> bool:
-        """Write one object; False when it failed (the delta waits for the next flush)."""
+        """Write one object; False when it failed (the delta waits for the next flush). Watch
+        news about the object waits while its write is in flight (:meth:`StatusCache.hold`)."""
+        self.cache.hold((key,))
+        try:
+            return await self._attempts(key, delta, news, now)
+        finally:
+            self.cache.release(key)
+
+    async def _attempts(
+        self, key: ObjectKey, delta: Delta | None, news: Health | None, now: datetime
+    ) -> bool:
         kind, name = key
         behind: str | None = None  # the version a write was refused at (409)
         for _ in range(self.max_attempts):
