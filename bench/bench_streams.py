@@ -139,7 +139,9 @@ def run(
     result = json.loads(client.communicate()[0].decode().strip().splitlines()[-1])
     if spy is not None:
         spy.wait()
-    chunks_per_s = n * 1000 / args.every_ms
+    # Chunks relayed per second in the window (as the client received them): when the proxy
+    # falls behind it relays fewer than the upstream sends.
+    chunks_per_s = result["samples"] / result["window_s"] if result["samples"] else n * 1000 / args.every_ms
     result.update(
         proxy_cpu=cpu,
         cpu_us_per_chunk=cpu / chunks_per_s * 1e6,
