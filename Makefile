@@ -21,8 +21,11 @@ lint: bootstrap
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
 
 # Benchmarks print figures and ratios against a baseline of the same run (bench/README.md).
+# About 50 minutes on 2 cores, most of it the three at scale (10,000 users, thousands of streams).
 bench: bootstrap
 	bash hack/install-bench-tools.sh
 	.venv/bin/python -m bench.bench_proxy
-	.venv/bin/python -m bench.bench_operator
 	.venv/bin/python -m bench.usage_writes
+	.venv/bin/python -m bench.bench_operator --users 10000 --tokens 1000
+	.venv/bin/python -m bench.bench_status_scale
+	.venv/bin/python -m bench.bench_streams

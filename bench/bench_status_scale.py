@@ -205,6 +205,7 @@ def run_pair(
     ]
     outs = [p.communicate()[0] for p in runs]
     out["load"] = phase.end()
+    whole = phase  # the load and the writing of what it left: the work per request served
     served = sum(int(re.search(r"(\d+) requests in", o).group(1)) for o in outs)  # type: ignore[union-attr]
     non2xx = sum(int(m.group(1)) for o in outs if (m := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", o)))
     drained = time.monotonic()
@@ -231,7 +232,12 @@ def run_pair(
         conflicts=sum(metric(r.url, "tokenpool_proxy_status_conflicts_total") for r in pair) - conflicts0,
         changed=sum(metric(r.url, "tokenpool_proxy_status_changed_objects_total") for r in pair),
     )
+    total = whole.end()
+    scale = total["minutes"] * len(pair) / max(1, served) * 1000  # per-minute-per-replica -> per 1000
+    out["per_1000"] = {k: total[k] * scale for k in ("calls_total", "sent_kb", "received_kb", "proxy_cpu_s")}
+    out["per_1000"]["apiserver_cpu_s"] = total["apiserver_cpu_s"] * total["minutes"] / max(1, served) * 1000
     print(f"[{name}] load: {json.dumps(out['load'])}", flush=True)
+    print(f"[{name}] per 1000 requests served, writing included: {json.dumps(out['per_1000'])}", flush=True)
     for r in pair:
         r.process.stop()
     return out
@@ -260,6 +266,17 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
             print(f"  {label:22} base {fmt.format(b):>10}  work {fmt.format(w):>10}  ratio {ratio}")
         print(f"  requests by kind: base {base[phase]['calls']}")
         print(f"                    work {work[phase]['calls']}")
+    print("per 1,000 chat requests served, the writing after the load included (both replicas):")
+    for label, key, fmt in (
+        ("API requests", "calls_total", "{:.0f}"),
+        ("KB sent", "sent_kb", "{:.0f}"),
+        ("KB received", "received_kb", "{:.0f}"),
+        ("API server CPU s", "apiserver_cpu_s", "{:.2f}"),
+        ("proxy CPU s", "proxy_cpu_s", "{:.2f}"),
+    ):
+        b, w = base["per_1000"][key], work["per_1000"][key]
+        ratio = f"{w / b:.3f}" if b else "-"
+        print(f"  {label:22} base {fmt.format(b):>10}  work {fmt.format(w):>10}  ratio {ratio}")
     for name in ("base", "work"):
         load = results[name]["load"]
         print(

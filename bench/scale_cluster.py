@@ -1,6 +1,6 @@
 """A big pool for the scale benchmarks: N PoolUsers and M UpstreamTokens, each with 31 days of
 usage in its status, and the compiled routes the proxy serves them from (as the operator would
-write them, so no operator has to run).
+write them — owned by their custom resources — so no operator has to run).
 
 Seeding is one pass of plain API calls with the project's client at a fixed concurrency: a
 custom resource, its status (the ``/status`` subresource ignores the status of a create, so that
@@ -77,36 +77,39 @@ async def seed(kube: KubeClient, ns: str, users: int, tokens: int, upstream_url:
 
     async def resource(
         kind: str, plural: str, name: str, spec: dict[str, Any], usage: dict[str, Any]
-    ) -> None:
+    ) -> dict[str, Any]:
+        """The custom resource, then its status; the created object (its uid owns the route)."""
         body = {"apiVersion": c.API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
-        await kube.create(cr_path(ns, plural), body)
+        created = await kube.create(cr_path(ns, plural), body)
+        assert created is not None
         await kube.merge_patch(cr_path(ns, plural, name, "status"), {"status": {"usage": usage}})
+        return created
 
     async def token(j: int) -> None:
         name = f"tok-{j}"
         spec = {"endpoint": upstream_url, "credentialSecretRef": {"name": f"cred-{j}"}}
-        await resource(c.KIND_UPSTREAM, c.PLURAL_UPSTREAM, name, spec, usage_doc(j, today, None))
+        owner = await resource(c.KIND_UPSTREAM, c.PLURAL_UPSTREAM, name, spec, usage_doc(j, today, None))
         route = c.UpstreamRoute(
             name=name, endpoint=f"{upstream_url}{name}/", token=f"{j:064x}", max_concurrency=1000
         )
-        blob = base64.b64encode(c.dump(route).encode()).decode()
-        meta = {"name": c.upstream_route_name(name), "labels": {c.LABEL_ROUTE: c.ROUTE_UPSTREAM}}
-        await kube.create(core_path(ns, "secrets"), {"metadata": meta, "data": {c.UPSTREAM_ROUTE_KEY: blob}})
+        data = {c.UPSTREAM_ROUTE_KEY: c.dump(route)}
+        meta = c.compiled_metadata(c.upstream_route_name(name), c.ROUTE_UPSTREAM, owner, data)
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+        await kube.create(core_path(ns, "secrets"), {"metadata": meta, "data": encoded})
 
     async def user(i: int) -> None:
         name, allocated = f"user-{i}", tokens_of(i, tokens)
         spec = {"email": f"u{i}@example.com"}
-        await resource(c.KIND_USER, c.PLURAL_USER, name, spec, usage_doc(i, today, allocated))
+        owner = await resource(c.KIND_USER, c.PLURAL_USER, name, spec, usage_doc(i, today, allocated))
         route = c.UserRoute(
             user=name,
-            uid=f"uid-{i}",
+            uid=owner["metadata"]["uid"],
             token_sha256=c.hash_personal_token(personal_token(i)),
             upstreams=tuple(c.AllocatedUpstream(name=n) for n in allocated),
         )
-        meta = {"name": c.user_route_name(name), "labels": {c.LABEL_ROUTE: c.ROUTE_USER}}
-        await kube.create(
-            core_path(ns, "configmaps"), {"metadata": meta, "data": {c.USER_ROUTE_KEY: c.dump(route)}}
-        )
+        data = {c.USER_ROUTE_KEY: c.dump(route)}
+        meta = c.compiled_metadata(c.user_route_name(name), c.ROUTE_USER, owner, data)
+        await kube.create(core_path(ns, "configmaps"), {"metadata": meta, "data": data})
 
     await bounded(tokens, 32, token)
     await bounded(users, 32, user)
