@@ -53,7 +53,7 @@ from tokenpool.dev.processes import ManagedProcess
 from tokenpool.kube.client import KubeClient, cr_path
 
 NS = "bench"
-RESOURCES = {PLURAL_USER, PLURAL_UPSTREAM, "configmaps", "secrets"}
+RESOURCES = {PLURAL_USER, PLURAL_UPSTREAM, "secrets"}
 
 
 def rss_mb(pid: int) -> float:
@@ -69,8 +69,9 @@ def metric(url: str, name: str) -> float:
 class Replica:
     def __init__(self, tree: Path, kubeconfig: str, relay: Relay, logs: Path, interval: float) -> None:
         self.relay = relay
-        self.port = free_port()
+        self.port, self.ops_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.ops_url = f"http://127.0.0.1:{self.ops_port}"  # /readyz, /metrics
         env = {
             **os.environ,
             "PYTHONPATH": f"{tree}/proxy:{tree}",  # that tree's code, not the installed one
@@ -78,6 +79,7 @@ class Replica:
             "TOKENPOOL_PROXY_NAMESPACE": NS,
             "TOKENPOOL_PROXY_HOST": "127.0.0.1",
             "TOKENPOOL_PROXY_PORT": str(self.port),
+            "TOKENPOOL_PROXY_OPS_PORT": str(self.ops_port),
             "TOKENPOOL_PROXY_USAGE_FLUSH_INTERVAL_SECONDS": str(interval),
             "TOKENPOOL_PROXY_ACCESS_LOG": "false",
             "TOKENPOOL_PROXY_LOG_LEVEL": "WARNING",
@@ -89,7 +91,7 @@ class Replica:
         if not self.process.alive():
             raise RuntimeError(f"proxy exited:\n{self.process.log_tail(40)}")
         try:
-            return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+            return httpx.get(f"{self.ops_url}/readyz", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -152,7 +154,7 @@ def user_totals(kubeconfig: str) -> int:
     async def read() -> int:
         total = 0
         async with KubeClient.from_environment(kubeconfig) as kube:
-            async for page in kube.pages(cr_path(NS, PLURAL_USER)):
+            async for page in kube.list_pages(cr_path(NS, PLURAL_USER)):
                 for item in page["items"]:
                     usage = (item.get("status") or {}).get("usage") or {}
                     total += usage.get("total", {}).get("requests", 0)
@@ -181,9 +183,9 @@ def run_pair(
     print(f"[{name}] idle: {json.dumps(out['idle'])}", flush=True)
 
     before = user_totals(plane.kubeconfig)
-    counted0 = sum(metric(r.url, 'tokenpool_proxy_usage_records_total{outcome="success"}') for r in pair)
-    writes0 = sum(metric(r.url, "tokenpool_proxy_status_writes_total") for r in pair)
-    conflicts0 = sum(metric(r.url, "tokenpool_proxy_status_conflicts_total") for r in pair)
+    counted0 = sum(metric(r.ops_url, 'tokenpool_proxy_usage_records_total{outcome="success"}') for r in pair)
+    writes0 = sum(metric(r.ops_url, "tokenpool_proxy_status_writes_total") for r in pair)
+    conflicts0 = sum(metric(r.ops_url, "tokenpool_proxy_status_conflicts_total") for r in pair)
     connections, per_replica = 8, args.rate / 2
     delay_ms = max(0.0, 1000 * connections / per_replica - 3)
     phase = Phase(plane, ctx, pair)
@@ -211,7 +213,7 @@ def run_pair(
     drained = time.monotonic()
     try:
         wait_for(
-            lambda: all(metric(r.url, "tokenpool_proxy_usage_unflushed_requests") == 0 for r in pair),
+            lambda: all(metric(r.ops_url, "tokenpool_proxy_usage_unflushed_requests") == 0 for r in pair),
             timeout=600,
             interval=1,
             what="the last flush",
@@ -219,18 +221,17 @@ def run_pair(
         out["drain_s"] = time.monotonic() - drained
     except TimeoutError:
         out["drain_s"] = float("inf")  # the replicas never caught up with what they counted
-    counted = (
-        sum(metric(r.url, 'tokenpool_proxy_usage_records_total{outcome="success"}') for r in pair) - counted0
-    )
+    successes = 'tokenpool_proxy_usage_records_total{outcome="success"}'
+    counted = sum(metric(r.ops_url, successes) for r in pair) - counted0
     after = user_totals(plane.kubeconfig)
     out["load"].update(
         rate=served / (args.window),
         non2xx=non2xx,
         counted=counted,
         written=after - before,
-        writes=sum(metric(r.url, "tokenpool_proxy_status_writes_total") for r in pair) - writes0,
-        conflicts=sum(metric(r.url, "tokenpool_proxy_status_conflicts_total") for r in pair) - conflicts0,
-        changed=sum(metric(r.url, "tokenpool_proxy_status_changed_objects_total") for r in pair),
+        writes=sum(metric(r.ops_url, "tokenpool_proxy_status_writes_total") for r in pair) - writes0,
+        conflicts=sum(metric(r.ops_url, "tokenpool_proxy_status_conflicts_total") for r in pair) - conflicts0,
+        changed=sum(metric(r.ops_url, "tokenpool_proxy_status_changed_objects_total") for r in pair),
     )
     total = whole.end()
     scale = total["minutes"] * len(pair) / max(1, served) * 1000  # per-minute-per-replica -> per 1000

@@ -54,13 +54,14 @@ def serve_proxy(upstream_url: str, port: int) -> None:
     """Child process: the proxy app over a pre-filled index (no API server)."""
     from tokenpool_proxy.app import create_app
     from tokenpool_proxy.index import RouteIndex
-    from tokenpool_proxy.main import configure_logging, serve
+    from tokenpool_proxy.main import serve
     from tokenpool_proxy.settings import ProxySettings
 
     from tests.support.proxy_routes import upstream_route, user_route
+    from tokenpool import log_format
 
-    settings = ProxySettings(host="127.0.0.1", port=port)
-    configure_logging(settings)
+    settings = ProxySettings(host="127.0.0.1", port=port, ops_port=0)  # /readyz on the same port
+    log_format.configure(settings.log_format, settings.log_level)
     index = RouteIndex()
     names = [f"tok-{j}" for j in range(TOKENS)]
     index.replace_upstreams(

@@ -109,7 +109,8 @@ async def seed(kube: KubeClient, ns: str, users: int, tokens: int, upstream_url:
         )
         data = {c.USER_ROUTE_KEY: c.dump(route)}
         meta = c.compiled_metadata(c.user_route_name(name), c.ROUTE_USER, owner, data)
-        await kube.create(core_path(ns, "configmaps"), {"metadata": meta, "data": data})
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+        await kube.create(core_path(ns, "secrets"), {"metadata": meta, "data": encoded})
 
     await bounded(tokens, 32, token)
     await bounded(users, 32, user)

@@ -119,9 +119,12 @@ def create_app(
                 )
                 svc.watchers.append(watcher)
                 tasks.append(asyncio.create_task(watcher.run(), name=f"watch-{kind.name}"))
+            # One watch of PoolUsers and UpstreamTokens: their status for usage and health, their
+            # uids for the route index (routes are served only when their owner's uid matches).
             store = KubeStatusStore(
                 kube, settings.namespace, settings.status_watch_timeout_seconds, settings.watch_retry_seconds
             )
+            svc.watchers.append(store.watcher)
             await usage_wiring.start(svc, store)
         try:
             yield

@@ -1,8 +1,9 @@
 """Feeds the route index from the API server: list, then watch, per kind; relist on any gap.
 
 Watched in the proxy's namespace: the compiled route Secrets (labelled ``tokenpool.io/route`` =
-``user`` / ``upstream``) and the PoolUsers and UpstreamTokens themselves (their uids: a route is
-served only when its controller ownerReference carries its resource's uid, see index.py). Plain
+``user`` / ``upstream``). The uids of the PoolUsers and UpstreamTokens (a route is served only
+when its controller ownerReference carries its resource's uid, see index.py) come from the
+status watch of the same objects (usage/status_watch.py), which feeds the index too. Plain
 list/watch calls of the project's Kubernetes client (:mod:`tokenpool.kube.client`, on aiohttp
 like the rest of the proxy: no client threads). A full list *replaces* that kind in the index, so
 objects deleted while the watch was down disappear at the resync instead of being served stale.
@@ -28,7 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tokenpool.contract import compiled as contract
-from tokenpool.kube.client import KubeClient, WatchExpired, core_path, cr_path
+from tokenpool.kube.client import KubeClient, WatchExpired, core_path
 
 from .index import RouteIndex
 
@@ -37,7 +38,7 @@ log = logging.getLogger("tokenpool.proxy.watch")
 
 @dataclass(frozen=True)
 class Kind:
-    """One watched kind: route Secrets of users or of upstreams, or the owners' uids."""
+    """One watched kind: route Secrets of users or of upstreams."""
 
     name: str  # for logs: "user routes", "poolusers", ...
     path: Callable[[str], str]  # namespace → collection path
@@ -69,10 +70,6 @@ def _claim(obj: dict[str, Any], kind: str, name: str, expected_object: str) -> s
     return contract.controller_uid(obj, kind, name)
 
 
-def _uid(obj: dict[str, Any]) -> str:
-    return str(obj["metadata"]["uid"])
-
-
 def kinds(index: RouteIndex) -> list[Kind]:
     def route_kind(label: str, put: Any, delete: Any, replace: Any, parse: Any) -> Kind:
         return Kind(
@@ -85,17 +82,6 @@ def kinds(index: RouteIndex) -> list[Kind]:
             parse,
         )
 
-    def owner_kind(kind: str, plural: str) -> Kind:
-        return Kind(
-            plural,
-            lambda ns: cr_path(ns, plural),
-            {},
-            lambda name, uid: index.put_owner(kind, name, uid),
-            lambda name: index.delete_owner(kind, name),
-            lambda items: index.replace_owners(kind, items),
-            _uid,
-        )
-
     return [
         route_kind(contract.ROUTE_USER, index.put_user, index.delete_user, index.replace_users, _user),
         route_kind(
@@ -105,8 +91,6 @@ def kinds(index: RouteIndex) -> list[Kind]:
             index.replace_upstreams,
             _upstream,
         ),
-        owner_kind(contract.KIND_USER, contract.PLURAL_USER),
-        owner_kind(contract.KIND_UPSTREAM, contract.PLURAL_UPSTREAM),
     ]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .balancer import Balancer
 from .index import RouteIndex
@@ -15,7 +15,12 @@ from .usage import UsageSink
 
 if TYPE_CHECKING:
     from .providers.base import ChatProvider
-    from .route_watch import Watcher
+
+
+class Watch(Protocol):
+    """A watch loop readiness depends on (the route watches, the status watch)."""
+
+    def stale_for(self, now: float | None = None) -> float: ...
 
 
 @dataclass
@@ -29,9 +34,9 @@ class Services:
     # Provider name (contract.Provider) → provider; filled in the lifespan with the shared client.
     providers: dict[str, ChatProvider]
     notices: NoticeChecker = field(default_factory=NoticeChecker)
-    # The route/owner watch loops (none in tests that feed the index by hand): readiness reads
-    # how long each has been failing.
-    watchers: list[Watcher] = field(default_factory=list)
+    # The route watches and the status watch, which feeds the routes' owners (none in tests that
+    # feed the index by hand): readiness reads how long each has been failing.
+    watchers: list[Watch] = field(default_factory=list)
 
     def routes_ready(self) -> bool:
         """First full sync done, and no watch failing for longer than the stale threshold."""

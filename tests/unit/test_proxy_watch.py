@@ -1,6 +1,7 @@
-"""The watch loop against a scripted API server: relist after 410 drops objects deleted during
-the gap, malformed routes are not served, routes not controlled by the resource they name are
-not served, any failure is survived, and an unreachable server leaves the index serving."""
+"""The watch loops against a scripted API server: relist after 410 drops objects deleted during
+the gap, malformed routes are not served, routes not controlled by the resource they name (whose
+uids the status watch reports) are not served, any failure is survived, and an unreachable server
+leaves the index serving."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 from aiohttp import web
 from tokenpool_proxy.index import RouteIndex
 from tokenpool_proxy.route_watch import Watcher, kinds
+from tokenpool_proxy.usage.status_cache import StatusCache
+from tokenpool_proxy.usage.status_watch import INITIAL_EVENTS_END, StatusWatch
 
 from tests.support.proxy_routes import new_personal_token, upstream_route, user_route
 from tests.support.waiting import async_wait_for
@@ -88,6 +91,11 @@ class ScriptedApi:
             return web.json_response({"items": self.items[resource], "metadata": {"resourceVersion": "10"}})
         resp = web.StreamResponse()
         await resp.prepare(request)
+        if request.query.get("sendInitialEvents") == "true":  # a watch-list: the state first
+            for item in self.items[resource]:
+                await resp.write(orjson.dumps({"type": "ADDED", "object": item}) + b"\n")
+            end = {"resourceVersion": "10", "annotations": {INITIAL_EVENTS_END: "true"}}
+            await resp.write(orjson.dumps({"type": "BOOKMARK", "object": {"metadata": end}}) + b"\n")
         script = self.scripts[resource].pop(0) if self.scripts[resource] else ["hang"]
         for event in script:
             if event == "hang":
@@ -117,8 +125,11 @@ async def api():
 
 
 async def run_watchers(url, index):
+    """The route watches, and the status watch feeding the routes' owners (as app.py runs them)."""
     kube = KubeClient(ClusterConfig(server=url, namespace="ns"), retries=0)
     tasks = [asyncio.create_task(Watcher(kube, "ns", k, retry_s=0.05).run()) for k in kinds(index)]
+    status = StatusWatch(kube, "ns", retry_s=0.05)
+    tasks.append(asyncio.create_task(status.run(StatusCache(owners=index), asyncio.Event())))
 
     async def stop():
         for t in tasks:

@@ -335,3 +335,21 @@ async def test_a_flush_keeps_a_few_writes_in_flight_and_writes_each_changed_obje
     await flusher.flush()
     assert peak == 4 and store.patches == 60 and flusher.changed == 60 and flusher.writes == 60
     assert all(_total(store, KIND_USER, name) == 1 for name in names)
+
+
+async def test_verdicts_are_not_applied_before_the_watch_listed_every_token() -> None:
+    """Before its first list the cache knows no token; shown that, the balancer would take every
+    token for deleted and forget its load and verdicts."""
+    store = MemoryStore()
+    store.create(KIND_UPSTREAM, "tok")
+    balancer = HealthBook()
+    flusher = Flusher(UsageBook(), store, FixedClock(), health=HealthSync(balancer))  # no watch yet
+    balancer.started("tok")
+    balancer.cooldown("tok", "RateLimited", seconds=60)
+    await flusher.prime()
+    await flusher.flush()
+    state = balancer.get("tok")
+    assert state.in_flight == 1 and state.cooling(balancer.clock())
+    store.subscribe(flusher.cache)  # the watch listed: from now on the cluster's view applies
+    await flusher.flush()
+    assert balancer.get("tok").in_flight == 1

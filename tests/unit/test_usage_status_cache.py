@@ -8,6 +8,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+from tokenpool_proxy.index import RouteIndex
 from tokenpool_proxy.usage.counters import UsageBook, user_key
 from tokenpool_proxy.usage.flush import Flusher
 from tokenpool_proxy.usage.limits import Limiter
@@ -15,6 +16,7 @@ from tokenpool_proxy.usage.status_cache import Figures, StatusCache, newer
 from tokenpool_proxy.usage.store import Stored
 
 from tests.support.memory_status_store import MemoryStore
+from tests.support.proxy_routes import upstream_route
 from tests.support.usage_counting import served
 from tokenpool.contract.compiled import KIND_UPSTREAM, KIND_USER, Limits
 from tokenpool.contract.status_fields import Usage
@@ -129,3 +131,23 @@ async def test_news_of_an_object_being_written_waits_so_limits_never_count_twice
 class _Clock:
     def now(self) -> datetime:
         return NOW
+
+
+def test_the_route_index_learns_its_owners_uids_from_the_cache() -> None:
+    """One watch of PoolUsers and UpstreamTokens serves usage and route ownership: a route is
+    served only while its resource exists with the uid its ownerReference carries."""
+    index = RouteIndex(verify_owners=True)
+    cache = StatusCache(owners=index)
+    index.replace_upstreams([("tokenpool-upstream-t1", upstream_route("t1", "https://t.example/"), "u-1")])
+    index.replace_users([])
+    cache.put(KIND_UPSTREAM, Stored("t1", "3", {}, uid="u-1"))
+    assert index.upstream("t1") is not None  # known, before the list even ended
+    cache.retain(KIND_UPSTREAM, {"t1"})
+    cache.retain(KIND_USER, set())
+    assert index.ready
+    cache.put(KIND_UPSTREAM, Stored("t1", "4", {"usage": {"total": {"requests": 1}}}, uid="u-1"))
+    assert index.upstream("t1") is not None
+    cache.delete(KIND_UPSTREAM, "t1", "5")
+    assert index.upstream("t1") is None
+    cache.put(KIND_UPSTREAM, Stored("t1", "6", {}, uid="u-2"))  # re-created: a new uid
+    assert index.upstream("t1") is None  # the old route is not its

@@ -135,8 +135,7 @@ class Flusher:
         """Adopt the health verdicts in the cache, writing nothing: a new replica starts its
         balancer from the cluster's figures (its limits read the cache directly)."""
         async with self._lock:
-            if self.health is not None:
-                self.health.observe(self.cache.healths(), self.clock.now())
+            self._observe_health()
 
     async def _flush(self) -> None:
         now = self.clock.now()
@@ -154,10 +153,15 @@ class Flusher:
                 return await self._write(key, deltas.get(key), _news(news, key), now)
 
         results = await asyncio.gather(*(one(key) for key in keys))
-        if self.health is not None:
-            self.health.observe(self.cache.healths(), self.clock.now())
+        self._observe_health()
         if all(results):
             self.last_success = time.monotonic()
+
+    def _observe_health(self) -> None:
+        """The other replicas' verdicts to the balancer — once the watch listed every token: a
+        token missing from what the balancer is shown counts as deleted."""
+        if self.health is not None and KIND_UPSTREAM in self.cache.synced:
+            self.health.observe(self.cache.healths(), self.clock.now())
 
     async def _base(self, key: ObjectKey, behind: str | None) -> _Base:
         """The document to add to: the cached one; after a conflict with version ``behind``, the

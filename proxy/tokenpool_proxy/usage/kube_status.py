@@ -26,8 +26,7 @@ class KubeStatusStore:
     ) -> None:
         self._kube = kube
         self._ns = namespace
-        self._watch_timeout_s = watch_timeout_s
-        self._retry_s = retry_s
+        self.watcher = StatusWatch(kube, namespace, watch_timeout_s, retry_s)  # (readiness reads it)
 
     async def get(self, kind: str, name: str) -> Stored:
         body = await self._kube.get(cr_path(self._ns, PLURALS[kind], name))
@@ -52,4 +51,4 @@ class KubeStatusStore:
         return stored_of(body)
 
     async def watch(self, sink: StatusSink, first_round: asyncio.Event) -> None:
-        await StatusWatch(self._kube, self._ns, self._watch_timeout_s, self._retry_s).run(sink, first_round)
+        await self.watcher.run(sink, first_round)

@@ -1,23 +1,24 @@
 """What this replica knows of every PoolUser's and UpstreamToken's status: an informer-style cache.
 
 Fed by a watch of the two kinds (:mod:`.status_watch`) and by the answers to this replica's own
-status writes, it replaces the list of every object that each
-flush used to make: limits read the other replicas' counts from it, the flusher takes the base
-document and ``resourceVersion`` of a write from it, and the balancer adopts other replicas'
-health verdicts from it. An idle replica therefore sends nothing beyond its watches, and a busy
-one writes only what changed (docs/usage.md, "Write-back").
+status writes, it replaces the list of every object that each flush used to make: limits read
+the other replicas' counts from it, the flusher takes the base document and ``resourceVersion``
+of a write from it, and the balancer adopts other replicas' health verdicts from it. An idle
+replica therefore sends nothing beyond its watches, and a busy one writes only what changed
+(docs/usage.md, "Write-back").
 
-Per object it keeps the ``uid`` and ``resourceVersion`` (what a check of ownerReferences or a
-conditional write needs), the few figures the request path reads (:class:`Figures`: today's and
-this minute's requests, the total, the last use), the health document, and the whole
-``status.usage`` compressed (about 0.6 KB for 31 days instead of ~40 KB as parsed objects); the
-whole document is parsed only to write it or to show it to its user.
+Per object it keeps the ``uid`` and ``resourceVersion`` (what a conditional write needs; the
+uids also go to the route index, which serves a route only when its ownerReference carries its
+resource's current uid: :attr:`StatusCache.owners`), the few figures the request path reads
+(:class:`Figures`: today's and this minute's requests, the total, the last use), the health
+document, and the whole ``status.usage`` compressed (about 0.6 KB for 31 days instead of ~40 KB
+as parsed objects); the whole document is parsed only to write it or to show it to its user.
 
 Ordering: the watch delivers events in order, but the answer to a write and the watch event of
 the same or an older write race. Versions are compared as the integers the API server
 guarantees since Kubernetes 1.35 (KEP-5504), so an older view never replaces a newer one.
-While a flush writes an object, events about it are held back and applied when the write ends:
-a replica's own counts are then in exactly one place, the document or its unflushed delta.
+While an object's write is in flight, events about it are held back and applied when the write
+ends: a replica's own counts are then in exactly one place, the document or its unflushed delta.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import orjson
 from pydantic import ValidationError
@@ -113,8 +115,19 @@ def _entry(kind: str, stored: Stored) -> Entry:
     return Entry(stored.uid, stored.resource_version, Figures.of(usage), health, usage_z)
 
 
+class Owners(Protocol):
+    """Who learns which PoolUsers and UpstreamTokens exist, with their uids (the route index)."""
+
+    def put_owner(self, kind: str, name: str, uid: str) -> None: ...
+
+    def delete_owner(self, kind: str, name: str) -> None: ...
+
+    def replace_owners(self, kind: str, owners: Iterable[tuple[str, str]]) -> None: ...
+
+
 class StatusCache:
-    def __init__(self) -> None:
+    def __init__(self, owners: Owners | None = None) -> None:
+        self.owners = owners
         self._objects: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
         self._gone: OrderedDict[ObjectKey, str] = OrderedDict()  # deleted: key -> its last version
         self._held: set[ObjectKey] = set()
@@ -155,10 +168,13 @@ class StatusCache:
         current = self._objects[kind].get(stored.name)
         if current is not None and not newer(stored.resource_version, current.resource_version):
             return
-        self._objects[kind][stored.name] = _entry(kind, stored)
+        self._objects[kind][stored.name] = entry = _entry(kind, stored)
+        if self.owners is not None and (current is None or current.uid != entry.uid):
+            self.owners.put_owner(kind, stored.name, entry.uid)
 
     def delete(self, kind: str, name: str, resource_version: str = "") -> None:
-        self._objects[kind].pop(name, None)
+        if self._objects[kind].pop(name, None) is not None and self.owners is not None:
+            self.owners.delete_owner(kind, name)
         if resource_version:
             key = (kind, name)
             self._gone[key] = resource_version
@@ -172,6 +188,8 @@ class StatusCache:
         for name in [n for n in self._objects[kind] if n not in names]:
             del self._objects[kind][name]
         self.synced.add(kind)
+        if self.owners is not None:
+            self.owners.replace_owners(kind, ((n, e.uid) for n, e in self._objects[kind].items()))
 
     # -- the flusher's hold on the objects it writes -----------------------------------------
     def hold(self, keys: Iterable[ObjectKey]) -> None:

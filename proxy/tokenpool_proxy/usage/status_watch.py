@@ -10,7 +10,9 @@ list (in pages) and watch instead.
 
 A call ends after ``timeout_s`` (the API server closes it); the next one starts from the last
 version seen, and re-sends the initial state, so the timeout is long. When the API server is
-unreachable the cache keeps what it has and the calls retry with growing, jittered delays.
+unreachable the cache keeps what it has and the calls retry with growing, jittered delays;
+:meth:`StatusWatch.stale_for` says for how long (readiness reads it: the route index takes its
+owners' uids from this watch).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +45,16 @@ class StatusWatch:
         self._timeout_s = timeout_s
         self._retry_s = retry_s
         self.watch_list = True  # False once the API server refused a watch-list
+        # Per kind: monotonic time of the first failure since the last complete view (None while
+        # it works); from the start until the first one.
+        self._failing_since: dict[str, float | None] = dict.fromkeys(
+            (KIND_USER, KIND_UPSTREAM), time.monotonic()
+        )
+
+    def stale_for(self, now: float | None = None) -> float:
+        """Seconds the longest-failing kind has been without a working watch (0 while both work)."""
+        since = [t for t in self._failing_since.values() if t is not None]
+        return ((time.monotonic() if now is None else now) - min(since)) if since else 0.0
 
     async def run(self, sink: StatusSink, first_round: asyncio.Event) -> None:
         """Until cancelled; ``first_round`` is set once every kind was listed, or failed to be."""
@@ -63,7 +76,7 @@ class StatusWatch:
                     rv = await self._watch_list(kind, path, sink, rv, attempted)
                 else:
                     rv = await self._list(kind, path, sink)
-                    attempted(kind)
+                    self._synced(kind, attempted)
                     rv = await self._watch(kind, path, sink, rv)
                 failures = 0  # a call ran its course: the API server is fine
             except WatchExpired:
@@ -78,9 +91,15 @@ class StatusWatch:
             except _FAILURES as exc:
                 failures = await self._failed(kind, exc, failures, attempted)
 
+    def _synced(self, kind: str, attempted: Callable[[str], None]) -> None:
+        self._failing_since[kind] = None
+        attempted(kind)
+
     async def _failed(
         self, kind: str, exc: BaseException, failures: int, attempted: Callable[[str], None]
     ) -> int:
+        if self._failing_since[kind] is None:
+            self._failing_since[kind] = time.monotonic()
         attempted(kind)
         failures += 1
         delay = min(30.0, self._retry_s * 2 ** min(failures - 1, 5)) * (0.5 + random.random())  # noqa: S311
@@ -102,7 +121,7 @@ class StatusWatch:
             elif names is not None and etype == "BOOKMARK":
                 if (meta.get("annotations") or {}).get(INITIAL_EVENTS_END) == "true":
                     sink.retain(kind, names)  # whatever the cache holds beyond was deleted unseen
-                    attempted(kind)
+                    self._synced(kind, attempted)
                     names = None
                 continue
             _apply(kind, sink, etype, obj)

@@ -61,6 +61,8 @@ async def start(svc: Services, store: StatusStore) -> None:
         HealthSync(svc.health, service.clock),
         cache=service.cache,
     )
+    if svc.index.verify_owners:
+        service.cache.owners = svc.index  # the route owners' uids come from the same watch
     first_round = asyncio.Event()
     service.watch_task = asyncio.create_task(store.watch(service.cache, first_round), name="status-watch")
     try:
