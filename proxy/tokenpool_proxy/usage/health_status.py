@@ -3,8 +3,8 @@
 The balancer's :class:`tokenpool_proxy.token_health.HealthBook` is the live truth of this replica. Once
 per flush :class:`HealthSync` turns its ``snapshot()`` into :class:`~tokenpool.contract.status_fields.Health`
 documents and reports the tokens whose verdict changed *here* since the last flush ("news");
-the flusher writes those. In the other direction it applies what other replicas wrote (read from
-the API server on every flush) to the balancer, so a replica stops using a token another one
+the flusher writes those. In the other direction it applies what other replicas wrote (as the
+replica's status watch shows it, on every flush) to the balancer, so a replica stops using a token another one
 found broken within one flush interval, and a verdict cleared in status (the operator's check, an
 admin) is cleared everywhere.
 
@@ -12,7 +12,8 @@ The interface the flusher relies on (docs/usage.md, "Health"): ``news()`` before
 ``merge_health(current, news)`` for the document to write over the one read; ``written(name,
 doc)`` once a document is in the API server (or already was); ``observe(remote, now)`` with the
 ``status.health`` of *every* UpstreamToken that exists (None: never written or cleared), after
-each listing and at start. A token missing from ``remote`` is gone and forgotten.
+each flush and at start, once the status watch listed them all. A token missing from ``remote``
+is gone and forgotten.
 
 Rules that make a verdict last as long as documented, whoever reads or writes it:
 * ``Unhealthy`` is sticky: a replica never writes a token back to healthy by itself; the
