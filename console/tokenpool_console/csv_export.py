@@ -15,7 +15,7 @@ from .mirror import NamespacePool
 from .projections import TokenRow
 from .tallies import Tally, last_days
 
-COUNT_COLUMNS = ["requests", "successes", "errors", "promptTokens", "completionTokens"]
+COUNT_COLUMNS = ["requests", "successes", "errors", "promptTokens", "completionTokens", "credits"]
 
 
 def _safe(value: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from tokenpool.contract.status_fields import Counts, Usage
+from tokenpool.contract.status_fields import Counts, Usage, credit_sum
 
 
 class Tally(NamedTuple):
@@ -22,12 +22,18 @@ class Tally(NamedTuple):
     errors: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    credits: float = 0  # what upstreams that price answers reported (docs/usage.md, "Credits")
 
     def plus(self, other: Tally) -> Tally:
-        return Tally(*(a + b for a, b in zip(self, other, strict=True)))
+        return Tally._make(a + b for a, b in zip(self, other, strict=True)).rounded()
 
     def minus(self, other: Tally) -> Tally:
-        return Tally(*(a - b for a, b in zip(self, other, strict=True)))
+        return Tally._make(a - b for a, b in zip(self, other, strict=True)).rounded()
+
+    def rounded(self) -> Tally:
+        """Credit sums rounded as the proxy writes them (no 0.30000000000000004 in a table)."""
+        credits = credit_sum(self.credits, 0) or 0
+        return self if credits == self.credits else self._replace(credits=credits)
 
     @property
     def tokens(self) -> int:
@@ -45,6 +51,7 @@ class Tally(NamedTuple):
             "errors": self.errors,
             "promptTokens": self.prompt_tokens,
             "completionTokens": self.completion_tokens,
+            "credits": self.credits,
         }
 
 
@@ -53,7 +60,12 @@ ZERO = Tally()
 
 def _tally(counts: Counts) -> Tally:
     return Tally(
-        counts.requests, counts.successes, counts.errors, counts.prompt_tokens, counts.completion_tokens
+        counts.requests,
+        counts.successes,
+        counts.errors,
+        counts.prompt_tokens,
+        counts.completion_tokens,
+        counts.credits or 0,
     )
 
 
@@ -96,7 +108,8 @@ def _fast_tally(doc: Any) -> Tally | None:
     if not isinstance(doc, dict):
         return None
     values = [doc.get(key, 0) for key in _COUNT_KEYS]
-    if any(type(v) is not int or v < 0 for v in values):
+    *counts, credits = values  # credits: the one field that may be a fraction
+    if any(type(v) is not int or v < 0 for v in counts) or type(credits) not in (int, float) or credits < 0:
         return None
     return Tally(*values)
 

@@ -91,6 +91,7 @@ _COUNTS: Schema = {
     "errors": _int(),
     "promptTokens": _int(),
     "completionTokens": _int(),
+    "credits": {"type": "number", "minimum": 0},
 }
 _DAY = _obj({"date": _str(max_length=10), **_COUNTS})
 

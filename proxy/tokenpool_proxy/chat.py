@@ -179,12 +179,12 @@ class Attempts:
                 raise
         raise self.exhausted()
 
-    def succeeded(self, lease: Lease, started: float, prompt: int, completion: int) -> None:
+    def succeeded(self, lease: Lease, started: float, counted: Counted) -> None:
         name = lease.upstream.name
+        prompt, completion, credits = counted
         self.svc.health.success(name)
-        self.svc.usage.record(
-            self.user.user, name, "success", prompt, completion, time.perf_counter() - started
-        )
+        latency = time.perf_counter() - started
+        self.svc.usage.record(self.user.user, name, "success", prompt, completion, latency, credits=credits)
         self.svc.metrics.attempt(name, "Success")
         lease.release()
 
@@ -200,19 +200,26 @@ async def _close(pieces: AsyncIterator[Piece]) -> None:
         await aclose()
 
 
-def _counts(a: Attempts, dialect: Dialect, text: TextTally, pieces: list[Piece]) -> tuple[int, int]:
-    """The upstream's own figures (its last report) where it gave them, else the estimates."""
+Counted = tuple[int, int, float]  # prompt tokens, completion tokens, credits
+
+
+def _counts(a: Attempts, dialect: Dialect, text: TextTally, pieces: list[Piece]) -> Counted:
+    """The upstream's own figures (its last report) where it gave them, else the estimates (no
+    estimate of credits: 0 where the upstream did not price the answer)."""
     prompt = completion = None
+    credits = 0.0
     for p in pieces:
         if p.prompt_tokens is not None:
             prompt = p.prompt_tokens
         if p.completion_tokens is not None:
             completion = p.completion_tokens
+        if p.credits is not None:
+            credits = p.credits
     if prompt is None:
         prompt = dialect.prompt_tokens(a.request)
     if completion is None:
         completion = text.tokens()
-    return prompt, completion
+    return prompt, completion, credits
 
 
 def _answer_text(piece: Piece, into: TextTally) -> None:
@@ -258,9 +265,9 @@ async def complete(a: Attempts, dialect: Dialect) -> Response:
         for p in collected:
             _answer_text(p, text)
         finish: FinishReason = next((p.finish_reason for p in reversed(collected) if p.finish_reason), "stop")
-        prompt, completion = _counts(a, dialect, text, collected)
-        a.succeeded(lease, started, prompt, completion)
-        return JSON(dialect.answer(a.request, collected, finish, prompt, completion))
+        counted = _counts(a, dialect, text, collected)
+        a.succeeded(lease, started, counted)
+        return JSON(dialect.answer(a.request, collected, finish, counted[0], counted[1]))
 
 
 async def stream(a: Attempts, dialect: Dialect) -> Response:
@@ -268,7 +275,7 @@ async def stream(a: Attempts, dialect: Dialect) -> Response:
     lease, pieces, head, started = await a.open()
     writer = dialect.writer(a.request)
     text = TextTally()  # the answer's token estimate; the answer itself is not kept
-    counted: list[Piece] = []  # pieces carrying upstream token counts
+    counted: list[Piece] = []  # pieces carrying the upstream's token counts or credits
     outcome: dict[str, Any] = {"ok": False, "closed": False, "counts": None, "failed": False}
     finish: list[FinishReason] = []
 
@@ -276,7 +283,7 @@ async def stream(a: Attempts, dialect: Dialect) -> Response:
         """What the client gets for one piece (``b""``: nothing)."""
         if (late := a.overdue(started)) is not None:
             raise late
-        if piece.prompt_tokens is not None or piece.completion_tokens is not None:
+        if not (piece.prompt_tokens is None and piece.completion_tokens is None and piece.credits is None):
             counted.append(piece)
         if piece.finish_reason:
             finish.append(piece.finish_reason)
@@ -307,7 +314,7 @@ async def stream(a: Attempts, dialect: Dialect) -> Response:
             return
         outcome["ok"] = True
         outcome["counts"] = counts = _counts(a, dialect, text, counted)
-        if out := writer.end(finish[-1] if finish else "stop", *counts):
+        if out := writer.end(finish[-1] if finish else "stop", counts[0], counts[1]):
             yield out
 
     async def close() -> None:
@@ -317,7 +324,7 @@ async def stream(a: Attempts, dialect: Dialect) -> Response:
         outcome["closed"] = True
         await _close(pieces)
         if outcome["ok"]:
-            a.succeeded(lease, started, *outcome["counts"])
+            a.succeeded(lease, started, outcome["counts"])
         elif not outcome["failed"]:
             if not a.log.get("error"):
                 a.log["error"] = "client disconnected"

@@ -137,7 +137,7 @@ def test_lists_show_usage_columns_from_status(
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     usage = {
         "total": {"requests": 1234, "successes": 1200, "errors": 34},
-        "today": {"date": today, "requests": 56, "successes": 55, "errors": 1},
+        "today": {"date": today, "requests": 56, "successes": 55, "errors": 1, "credits": 0.125},
         "lastUsedAt": f"{today}T01:02:03Z",
     }
     for plural, name in ((contract.PLURAL_USER, "dan"), (contract.PLURAL_UPSTREAM, "up-a")):
@@ -152,6 +152,7 @@ def test_lists_show_usage_columns_from_status(
     assert "REQ TODAY" in header
     assert row.split()[0] == "dan"
     assert "56" in row.split() and "1234" in row.split() and f"{today}T01:02:03Z" in row
+    assert "CREDITS TODAY" in header and "0.125" in row.split()
 
     res = tp("tokens", "list")
     assert res.exit_code == 0, res.output

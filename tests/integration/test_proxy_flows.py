@@ -210,3 +210,55 @@ def test_agent_clients_over_augment_and_an_anthropic_upstream(
         tools=[{"type": "function", "function": {"name": "get_time"}}],
     )
     assert out.choices[0].finish_reason == "tool_calls"
+
+
+def test_credits_an_upstream_reports_are_counted_per_user_token_and_day(
+    namespace, pool, operator_process, proxy_process, fake_upstream
+):
+    """An OpenAI-compatible upstream that prices its answers (``usage.cost``): what each answer
+    cost lands in the PoolUser's and the UpstreamToken's status, today and in the daily history,
+    summed exactly across stream and non-stream answers; an Augment answer (no price) adds none."""
+    operator_process(namespace)
+    models = '[{"id":"augment-chat"},{"id":"gpt-x","provider":"OpenAI","upstream_model":"up-gpt"}]'
+    proxy = proxy_process(namespace, models=models, usage_flush_interval_seconds=1)
+    for name, provider, endpoint in (
+        ("t1", "Augment", fake_upstream.tenant("t1")),
+        ("o1", "OpenAI", fake_upstream.url + "o1/"),
+    ):
+        pool.credential(f"{name}-cred", f"cred-{name}-" + "0" * 40)
+        pool.token(name, provider=provider, endpoint=endpoint)
+    pool.user("dora")
+    pool.allocation("dora-all", user="dora", tokens=["t1", "o1"])
+    pt = wait_for(lambda: pool.personal_token("dora"), timeout=30, what="personal token generated")
+    fake_upstream.fault("cred-o1-" + "0" * 40, cost=0.1)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=pt, max_retries=0)
+
+    def answered(model: str, stream: bool) -> bool:
+        try:
+            out = client.chat.completions.create(model=model, messages=MSGS, stream=stream)
+        except openai.PermissionDeniedError:  # its token is not in the proxy's index yet
+            return False
+        if stream:
+            list(out)
+        return True
+
+    wait_for(lambda: answered("gpt-x", False), timeout=30, what="the OpenAI-compatible token serves")
+    assert answered("gpt-x", True) and answered("gpt-x", True)
+    assert answered("augment-chat", False)
+
+    def credits(kind: str, name: str) -> tuple[object, object, object]:
+        usage = (pool.get(kind, name).get("status") or {}).get("usage") or {}
+        daily = usage.get("daily") or [{}]
+        return (
+            (usage.get("total") or {}).get("credits"),
+            (usage.get("today") or {}).get("credits"),
+            daily[-1].get("credits"),
+        )
+
+    wait_for(
+        lambda: credits("PoolUser", "dora") == (0.3, 0.3, 0.3), timeout=30, what="the user's credits written"
+    )
+    assert credits("UpstreamToken", "o1") == (0.3, 0.3, 0.3)  # 0.1 three times: no float drift
+    assert credits("UpstreamToken", "t1") == (None, None, None)  # Augment answers carry no price
+    by_token = {u["name"]: u for u in pool.get("PoolUser", "dora")["status"]["usage"]["todayByUpstream"]}
+    assert by_token["o1"]["credits"] == 0.3 and "credits" not in by_token["t1"]

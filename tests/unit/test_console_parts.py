@@ -212,6 +212,21 @@ def test_csv_defuses_formulas_in_names() -> None:
     assert "'=cmd" in text and ",'@x," in text and "\n=cmd" not in text
 
 
+def test_credits_are_read_summed_without_drift_and_exported() -> None:
+    """Priced days (a fraction on the wire) take the fast read like whole counts; the pool's
+    daily sum of 0.1 + 0.2 is 0.3, and the CSV carries a credits column."""
+    pool = NamespacePool("ns")
+    pool.put_user(user_row(user("a", [{**day(TODAY, 1), "credits": 0.1}])))
+    pool.put_user(user_row(user("b", [{**day(TODAY, 2), "credits": 0.2}])))
+    pool.put_user(user_row(user("c", [day(TODAY, 3)])))
+    assert pool.daily[TODAY].credits == 0.3 and pool.daily[TODAY].requests == 6
+    assert usage_view({"usage": {"daily": [{**day(TODAY, 1), "credits": 0.25}]}}).on(TODAY).credits == 0.25
+    header, *rows = "".join(csv_export.users(pool, TODAY, 7)).splitlines()
+    columns = header.split(",")
+    first = dict(zip(columns, rows[0].split(","), strict=True))
+    assert first["today.credits"] == "0.1" and first["total.credits"] == "0"
+
+
 def test_request_models_refuse_what_the_api_server_would() -> None:
     with pytest.raises(ValueError, match="email must look like"):
         UserCreate(name="a", email="not-an-address")

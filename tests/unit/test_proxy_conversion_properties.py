@@ -494,6 +494,19 @@ def test_any_openai_upstream_chunk_is_a_piece_or_nothing(chunk: Any) -> None:
 
     piece = parse_event(orjson.dumps(chunk))
     assert piece is None or isinstance(piece.text, str)
+    assert piece is None or piece.credits is None or (isinstance(piece.credits, float) and piece.credits >= 0)
+
+
+@pytest.mark.parametrize(
+    ("cost", "credits"),
+    [(0.0125, 0.0125), (2, 2.0), (0, 0.0), (-1, None), (True, None), ("0.5", None), (None, None)],
+)
+def test_openai_usage_cost_is_read_as_credits_only_when_it_is_a_price(cost: Any, credits: Any) -> None:
+    from tokenpool_proxy.providers.openai_compat import parse_event
+
+    usage = {"prompt_tokens": 3, "completion_tokens": 4, "cost": cost}
+    piece = parse_event(orjson.dumps({"choices": [], "usage": usage}))
+    assert piece is not None and piece.credits == credits and piece.prompt_tokens == 3
 
 
 @settings(max_examples=300, deadline=None)

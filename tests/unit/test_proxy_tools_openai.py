@@ -285,8 +285,8 @@ async def test_a_tool_call_answer_counts_as_a_successful_answer(inprocess_proxy,
             super().__init__()
             self.records: list[tuple[Any, ...]] = []
 
-        def record(self, user, upstream, outcome, prompt_tokens=0, completion_tokens=0, latency_s=0.0):
-            super().record(user, upstream, outcome, prompt_tokens, completion_tokens, latency_s)
+        def record(self, user, upstream, outcome, prompt_tokens=0, completion_tokens=0, latency_s=0.0, **kw):
+            super().record(user, upstream, outcome, prompt_tokens, completion_tokens, latency_s, **kw)
             self.records.append((user, upstream, outcome, prompt_tokens, completion_tokens))
 
     proxy = await augment_pool(inprocess_proxy, fake_upstream, n=1)

@@ -53,6 +53,27 @@ def test_merge_adds_to_what_other_replicas_wrote() -> None:
     assert merged.last_used_at == "2026-11-25T23:59:30Z"
 
 
+def test_credits_are_summed_per_object_and_day_without_float_drift() -> None:
+    """Each replica adds 0.1 credits three times, one after the other's document: 0.6, not
+    0.6000000000000001; objects nobody priced carry no ``credits`` at all (documents stay as
+    small as before for Augment-only pools)."""
+    doc = None
+    for _ in range(2):
+        book = UsageBook()
+        for _ in range(3):
+            book.attempt("alice", "priced", True, 1, 1, T0, credits=0.1)
+        book.attempt("alice", "free", True, 1, 1, T0)
+        doc = apply_delta(doc, book.take()[user_key("alice")], T0, per_upstream=True)
+        token = apply_delta(None, book.flushing[upstream_key("free")], T0, per_upstream=False)
+        assert "credits" not in to_wire(token)["total"]
+    assert doc is not None and doc.total.credits == 0.6 and doc.today is not None and doc.today.credits == 0.6
+    assert [d.credits for d in doc.daily] == [0.6]
+    split = {u.name: u.credits for u in doc.today_by_upstream or []}
+    assert split == {"priced": 0.6, "free": None}
+    wire = to_wire(doc)
+    assert wire["total"]["credits"] == 0.6 and "credits" not in wire["todayByUpstream"][0]
+
+
 def test_yesterdays_split_is_not_carried_into_today() -> None:
     book = UsageBook()
     served(book, "alice", "tok", True, 0, 0, T0)

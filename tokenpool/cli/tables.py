@@ -37,6 +37,11 @@ class UsageColumns:
     total: Counts
     last_used: str
 
+    @property
+    def credits_today(self) -> str:
+        """What upstreams that price answers reported today, ``-`` where none did."""
+        return "-" if self.today.credits is None else f"{self.today.credits:g}"
+
     @classmethod
     def of(cls, obj: dict[str, Any]) -> UsageColumns:
         usage = Usage.model_validate((obj.get("status") or {}).get("usage") or {})
@@ -64,6 +69,7 @@ async def user_rows(target: Target) -> list[dict[str, str]]:
                 "REQ TODAY": str(usage.today.requests),
                 "ERR TODAY": str(usage.today.errors),
                 "REQ TOTAL": str(usage.total.requests),
+                "CREDITS TODAY": usage.credits_today,
                 "LAST USED": usage.last_used,
             }
         )
@@ -85,6 +91,7 @@ async def token_rows(target: Target) -> list[dict[str, str]]:
                 "REQ TODAY": str(usage.today.requests),
                 "ERR TODAY": str(usage.today.errors),
                 "REQ TOTAL": str(usage.total.requests),
+                "CREDITS TODAY": usage.credits_today,
                 "LAST USED": usage.last_used,
             }
         )

@@ -10,8 +10,8 @@ schema and the tests agree.
 Shapes (camelCase on the wire)::
 
     usage:
-      total:  {requests, successes, errors, promptTokens, completionTokens}
-      today:  {date: "YYYY-MM-DD", requests, successes, errors, promptTokens, completionTokens}
+      total:  {requests, successes, errors, promptTokens, completionTokens, credits}
+      today:  {date: "YYYY-MM-DD", requests, successes, errors, promptTokens, completionTokens, credits}
       minute: {start: "YYYY-MM-DDTHH:MMZ", requests}        # fixed window for requestsPerMinute
       lastUsedAt: RFC 3339 UTC
       daily: [{date, requests, ...}]                        # oldest first, at most 31 days
@@ -31,6 +31,10 @@ Shapes (camelCase on the wire)::
       lastResult: Healthy | a category (Unauthorized, ...)
       failures: int                                         # failed checks in a row (the backoff)
       request: the value of the tokenpool.io/check-now annotation last handled
+
+``credits`` are what upstreams that price their answers reported (an OpenAI-compatible upstream's
+``usage.cost``, e.g. OpenRouter's): a number in the upstream's own unit, summed per object and day;
+absent where no upstream reported any (docs/usage.md, "Credits").
 
 ``today`` and ``todayByUpstream`` belong to ``today.date``: a reader on a later UTC day treats
 them as zero (nothing was written since midnight).
@@ -79,6 +83,7 @@ class Counts(_Status):
     errors: int = Field(default=0, ge=0)
     prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
+    credits: float | None = Field(default=None, ge=0)  # absent: no upstream reported any
 
     def plus(self, other: Counts) -> Counts:
         return Counts(
@@ -87,7 +92,20 @@ class Counts(_Status):
             errors=self.errors + other.errors,
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
+            credits=credit_sum(self.credits, other.credits),
         )
+
+
+CREDIT_DIGITS = 9
+
+
+def credit_sum(a: float | None, b: float | None) -> float | None:
+    """``a + b`` rounded to :data:`CREDIT_DIGITS` decimals (None while neither is known): sums of
+    binary fractions drift (0.1 + 0.2), and a document summed by many replicas over months must
+    read the same figure whichever order the writes came in."""
+    if a is None and b is None:
+        return None
+    return round((a or 0.0) + (b or 0.0), CREDIT_DIGITS)
 
 
 class DayUsage(Counts):

@@ -70,6 +70,8 @@ class Piece:
     event: UpstreamEvent | None = None
     # Other answer content (a thinking block): sending it commits the stream like text does.
     content: bool = False
+    # What the upstream says the answer cost, in its own unit, where it says (``usage.cost``).
+    credits: float | None = None
 
     @property
     def commits(self) -> bool:

@@ -3,7 +3,7 @@
 The client's request is forwarded as it was sent (all its parameters), with the model replaced by the
 upstream model id and ``stream: true`` so both client modes share one relay path. Text deltas,
 tool-call deltas (with their indices, ids and argument fragments), the finish reason and the
-upstream's own usage figures come back as :class:`Piece`.
+upstream's own usage figures (tokens, and ``usage.cost`` where it prices answers) come back as :class:`Piece`.
 """
 
 from __future__ import annotations
@@ -70,7 +70,12 @@ def parse_event(data: bytes) -> Piece | None:
     usage = obj.get("usage") or None
     if isinstance(usage, dict):
         return Piece(
-            text, finish, _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")), calls
+            text,
+            finish,
+            _count(usage.get("prompt_tokens")),
+            _count(usage.get("completion_tokens")),
+            calls,
+            credits=_cost(usage.get("cost")),
         )
     return Piece(text, finish, tool_calls=calls) if (text or finish or calls) else None
 
@@ -98,6 +103,14 @@ def tool_call_deltas(items: Any) -> tuple[ToolCall, ...]:
 
 def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and value >= 0 else None
+
+
+def _cost(value: Any) -> float | None:
+    """``usage.cost``, what upstreams that price answers report (OpenRouter: credits): a finite
+    number ≥ 0, else unknown."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 <= value < float("inf") else None
 
 
 class OpenAIProvider:

@@ -47,6 +47,7 @@ class UsageSink(Protocol):
         prompt_tokens: int = 0,
         completion_tokens: int = 0,
         latency_s: float = 0.0,
+        credits: float = 0.0,
     ) -> None: ...
 
     def upstream_counter(self, upstream: str) -> UpstreamCounter: ...
@@ -76,6 +77,7 @@ class InMemoryUsage:
         prompt_tokens: int = 0,
         completion_tokens: int = 0,
         latency_s: float = 0.0,
+        credits: float = 0.0,
     ) -> None:
         counter = self._upstreams.setdefault(upstream, UpstreamCounter())
         counter.count += 1

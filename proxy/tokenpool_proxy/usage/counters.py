@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from tokenpool.contract.compiled import KIND_UPSTREAM, KIND_USER
-from tokenpool.contract.status_fields import Counts, utc_date, utc_minute
+from tokenpool.contract.status_fields import Counts, credit_sum, utc_date, utc_minute
 
 ObjectKey = tuple[str, str]  # (kind, name)
 
@@ -46,6 +46,7 @@ class Tally:
     errors: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    credits: float = 0.0
 
     def add(self, other: Tally) -> None:
         self.requests += other.requests
@@ -53,6 +54,7 @@ class Tally:
         self.errors += other.errors
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
+        self.credits += other.credits
 
     def counts(self) -> Counts:
         return Counts(
@@ -61,6 +63,7 @@ class Tally:
             errors=self.errors,
             prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens,
+            credits=credit_sum(self.credits, 0.0) if self.credits else None,
         )
 
 
@@ -138,18 +141,22 @@ class UsageBook:
         prompt_tokens: int,
         completion_tokens: int,
         at: datetime,
+        credits: float = 0.0,
     ) -> None:
         """One upstream attempt (or plugin hand-out) of ``user`` on ``upstream``: a request of the
-        UpstreamToken; for the PoolUser only its tokens and its line in today's split."""
+        UpstreamToken; for the PoolUser only its tokens, credits and its line in today's split."""
         one = Tally(
             requests=1,
             successes=int(success),
             errors=int(not success),
             prompt_tokens=max(0, prompt_tokens),
             completion_tokens=max(0, completion_tokens),
+            credits=max(0.0, credits),
         )
         self._delta(upstream_key(upstream)).add(one, at)
-        tokens = Tally(prompt_tokens=one.prompt_tokens, completion_tokens=one.completion_tokens)
+        tokens = Tally(
+            prompt_tokens=one.prompt_tokens, completion_tokens=one.completion_tokens, credits=one.credits
+        )
         self._delta(user_key(user)).add(tokens, at, upstream, split=one)
 
     def request(self, user: str, success: bool, at: datetime) -> None:

@@ -69,9 +69,10 @@ class UsageService:
         prompt_tokens: int = 0,
         completion_tokens: int = 0,
         latency_s: float = 0.0,
+        credits: float = 0.0,
     ) -> None:
         now = self.clock.now()
-        self.book.attempt(user, upstream, outcome != "error", prompt_tokens, completion_tokens, now)
+        self.book.attempt(user, upstream, outcome != "error", prompt_tokens, completion_tokens, now, credits)
         if outcome == "handout":  # not admitted through check_limits: a whole request at once
             self.book.request(user, True, now)
         elif outcome == "success":

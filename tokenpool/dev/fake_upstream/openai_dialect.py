@@ -64,7 +64,8 @@ async def answer(
         for fragment in split(args, 2):
             await resp.write(_chunk({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]}))
     done = _chunk({}, "tool_calls" if script.calls else "stop")
-    usage = b"data: " + orjson.dumps({"choices": [], "usage": USAGE}) + b"\n\n"
+    cost = {} if spec.get("cost") is None else {"cost": spec["cost"]}
+    usage = b"data: " + orjson.dumps({"choices": [], "usage": {**USAGE, **cost}}) + b"\n\n"
     await resp.write(done + usage + b"data: [DONE]\n\n")
     await resp.write_eof()
     return resp

@@ -12,7 +12,8 @@ Control API (JSON), for tests and demos:
   ``eof`` — how the stream ends; ``stream_writes``: one write per line even without delay, for
   time-to-first-byte figures; ``preamble``: text said before tool calls; ``usage_node``: Augment
   reports token usage in a node; ``raw_lines``: the Augment answer, line by line, exactly as
-  given; ``echo``: answer with the request's ``message``, as a model told to repeat it would).
+  given; ``echo``: answer with the request's ``message``, as a model told to repeat it would;
+  ``cost``: the OpenAI-compatible answer's ``usage.cost``, as OpenRouter prices answers).
   Tool use follows one rule in every dialect (tool_script.py).
 * ``PUT /_control/tokens/{token}`` ``{fault, times, status, retry_after, after_chunks, ...}``:
   per-token behaviour; any answer field above may be overridden per token too. Faults:
@@ -64,6 +65,7 @@ DEFAULTS: dict[str, Any] = {
     "preamble": "",
     "usage_node": False,
     "raw_lines": None,
+    "cost": None,
 }
 # Token counts the fake reports where its dialect reports any (prompt, completion).
 AUGMENT_USAGE = (21, 9)
