@@ -169,6 +169,7 @@ def test_statistics_come_from_the_daily_figures_in_status(admin: ConsoleClient, 
         "errors": 2,
         "promptTokens": 300,
         "completionTokens": 600,
+        "credits": 0,
     }
     assert len(s["daily"]) == 30 and s["period"]["successRate"] == pytest.approx(37 / 40)
     assert [u["name"] for u in s["topUsers"]] == ["heavy", "light"], (
