@@ -181,9 +181,9 @@ def test_statistics_come_from_the_daily_figures_in_status(admin: ConsoleClient, 
     token = admin.get("/api/admin/tokens/t-b").json()["token"]
     assert token["health"]["restsUntil"] == "2099-01-01T00:00:00Z" and token["state"] == "CoolingDown"
     daily_csv = admin.get("/api/admin/export/daily.csv", params={"days": 7}).text.splitlines()
-    assert daily_csv[0] == "date,scope,name,requests,successes,errors,promptTokens,completionTokens"
-    assert f"{yesterday},user,heavy,30,28,2,300,600" in daily_csv
-    assert f"{today},pool,,10,9,1,100,200" in daily_csv
+    assert daily_csv[0] == "date,scope,name,requests,successes,errors,promptTokens,completionTokens,credits"
+    assert f"{yesterday},user,heavy,30,28,2,300,600,0" in daily_csv
+    assert f"{today},pool,,10,9,1,100,200,0" in daily_csv
     assert admin.get("/api/admin/stats", params={"days": 32}).status_code == 422
 
 
