@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import aiohttp
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from starlette.types import ASGIApp
@@ -31,30 +30,10 @@ from .routes import anthropic, openai, ops, plugin
 from .services import Services
 from .settings import ProxySettings
 from .token_health import HealthBook
+from .upstream_client import upstream_session
 from .usage import InMemoryUsage, UsageSink
 from .usage import wiring as usage_wiring
 from .usage.kube_status import KubeStatusStore
-
-
-def upstream_session(settings: ProxySettings) -> aiohttp.ClientSession:
-    """THE upstream client: one pool for every request (no per-request clients).
-
-    No connection cap: concurrency is bounded per token by the balancer, not by the pool.
-    """
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
-    # sock_read: the longest silence (idle gap) between two bytes of an answer. The overall
-    # deadline is checked per piece of the answer on the chat path (chat.py): aiohttp's ``total``
-    # would arm a timer per request, a measurable cost on the hot path.
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=settings.connect_timeout_seconds, sock_read=settings.read_timeout_seconds
-    )
-    # No cookie jar: one session serves many upstream accounts, whose cookies must never mix.
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=timeout,
-        skip_auto_headers=("User-Agent",),
-        cookie_jar=aiohttp.DummyCookieJar(),
-    )
 
 
 class ProxyApp(FastAPI):

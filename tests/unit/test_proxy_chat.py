@@ -4,6 +4,8 @@ streaming, failover for every fault kind, caps, disconnects, and bad input → d
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 
 import httpx
 import openai
@@ -475,6 +477,62 @@ async def test_every_upstream_call_has_an_overall_deadline(inprocess_proxy, fake
     assert info.value.status_code == 504 and info.value.body["code"] == "upstream_deadline_exceeded"
     assert sum(s["requests"] for s in fake_upstream.stats().values()) == 1
     assert all(proxy.svc.health.routable(r) for r in proxy.svc.index.upstreams())
+
+
+async def test_an_upstream_silent_mid_stream_is_cut_after_the_idle_gap(inprocess_proxy, fake_upstream):
+    """Two lines, then silence with the connection open: once the upstream has been silent for
+    ``read_timeout_seconds`` (not before) the stream ends with the documented error event, the
+    token rests (``Timeout``) and the attempt counts as an error."""
+    gap = 1.0
+    fake_upstream.configure(text="abcdefgh", chunks=4)
+    proxy = await pool(inprocess_proxy, fake_upstream, n=1, read_timeout_seconds=gap)
+    fake_upstream.fault("tok0", "stall", after_chunks=2)
+    url = await proxy.serve()
+    events: list[tuple[float, str]] = []
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        body = {"model": "augment-chat", "messages": MSGS, "stream": True}
+        async with client.stream(
+            "POST", "/v1/chat/completions", headers={"Authorization": f"Bearer {PT}"}, json=body
+        ) as resp:
+            assert resp.status_code == 200
+            async for line in resp.aiter_lines():
+                if line.startswith("data:"):
+                    events.append((time.perf_counter(), line[5:].strip()))
+    payloads = [json.loads(data) for _, data in events[:-1]]
+    assert events[-1][1] == "[DONE]"
+    assert "".join(p["choices"][0]["delta"].get("content") or "" for p in payloads[:-1]) == "abcd"
+    assert payloads[-1]["error"]["code"] == "upstream_stream_failed"
+    assert "(Timeout)" in payloads[-1]["error"]["message"]
+    silent_for = events[-2][0] - events[-3][0]  # last text chunk -> error event, at the client
+    print(f"stream cut {silent_for:.3f} s after its last chunk (idle gap {gap} s)")
+    assert gap - 0.05 <= silent_for < gap + 5
+    state = proxy.svc.health.get("t0")
+    assert state.cooldown_reason == "Timeout" and state.cooling(proxy.svc.health.clock())
+    assert proxy.svc.metrics.attempts.labels("t0", "Timeout")._value.get() == 1
+
+
+async def test_an_upstream_silent_mid_answer_fails_over_when_nothing_was_sent(inprocess_proxy, fake_upstream):
+    """A non-streamed answer is gathered whole: silence after two lines fails over to another
+    token, and the silent one rests (``Timeout``)."""
+    proxy = await pool(inprocess_proxy, fake_upstream, n=2, read_timeout_seconds=1)
+    fake_upstream.fault("tok1", "stall", after_chunks=2)
+    for _ in range(3):
+        out = await sdk(proxy).chat.completions.create(model="augment-chat", messages=MSGS)
+        assert out.choices[0].message.content == "Hello from the fake Augment upstream."
+    assert fake_upstream.stats()["tok1"]["requests"] == 1
+    assert proxy.svc.health.get("t1").cooldown_reason == "Timeout"
+
+
+async def test_a_slow_answer_whose_gaps_are_short_is_not_cut(inprocess_proxy, fake_upstream):
+    """Eight lines 0.25 s apart take longer than the idle gap (1 s) in all: the gap is between
+    two bytes, not the answer's length."""
+    fake_upstream.configure(text="abcdefgh", chunks=8, delay_ms=250)
+    proxy = await pool(inprocess_proxy, fake_upstream, n=1, read_timeout_seconds=1)
+    started = time.perf_counter()
+    out = await sdk(proxy).chat.completions.create(model="augment-chat", messages=MSGS)
+    print(f"answer took {time.perf_counter() - started:.2f} s (idle gap 1 s)")
+    assert out.choices[0].message.content == "abcdefgh"
+    assert proxy.svc.health.routable(proxy.svc.index.upstreams()[0])
 
 
 async def _upstream_busy(fake):

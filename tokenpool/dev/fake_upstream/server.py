@@ -20,7 +20,8 @@ Control API (JSON), for tests and demos:
   ``unauthorized`` (401 "Invalid token"), ``suspended`` (403 with the suspension text),
   ``suspended_in_stream`` / ``blocked`` (the text inside a 200 stream), ``rate_limited``
   (429 + Retry-After), ``server_error`` (``status``, default 503), ``hang`` (never answers),
-  ``drop`` (sends ``after_chunks`` lines, then cuts the connection), ``malformed`` (sends
+  ``drop`` (sends ``after_chunks`` lines, then cuts the connection), ``stall`` (sends
+  ``after_chunks`` lines, then falls silent with the connection open), ``malformed`` (sends
   ``after_chunks`` lines, then lines that are not JSON). ``times``: how many requests the fault
   applies to (absent: all). ``DELETE`` removes it. The validity probe (``find-missing``) answers
   the account faults as the account would (401 for ``unauthorized``, 403 with the notice for
@@ -211,7 +212,7 @@ async def _answer(
         lines.insert(
             len(lines) - (spec["stop"] != "eof"), orjson.dumps({"text": "", "nodes": [node]}) + b"\n"
         )
-    if not spec["delay_ms"] and fault != "drop" and not spec.get("stream_writes"):
+    if not spec["delay_ms"] and fault not in ("drop", "stall") and not spec.get("stream_writes"):
         return web.Response(body=b"".join(lines), content_type="application/x-ndjson")
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     resp.enable_chunked_encoding()
@@ -221,6 +222,8 @@ async def _answer(
             assert request.transport is not None
             request.transport.abort()  # cut mid-stream: no terminating chunk
             return resp
+        if fault == "stall" and i >= int(spec.get("after_chunks", 1)):
+            await asyncio.Event().wait()  # silent mid-answer, the connection left open
         if i == len(lines) - 1:
             finish()
         await resp.write(line)
