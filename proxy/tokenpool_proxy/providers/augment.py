@@ -24,7 +24,7 @@ from ..messages_schema import MessagesRequest
 from ..schemas import BadRequest, ChatRequest
 from ..settings import ModelSpec
 from .augment_request import SESSION_NS, build_chat_body
-from .base import FinishReason, Piece, ToolCall, UpstreamFailure, transport_failures
+from .base import FinishReason, Piece, ToolCall, UpstreamFailure, split_lines, transport_failures
 
 CHAT_PATH = "chat-stream"
 API_VERSION = "2"
@@ -175,43 +175,50 @@ class AugmentProvider:
                 held: Piece | None = None  # a first text shaped like an account notice
                 call_ids: list[str] = []
                 try:
-                    async for line in resp.content:
-                        if ended:
-                            continue  # drain to EOF so the connection goes back to the pool
-                        try:
-                            text, finish, ended, nodes = parse_line(line)
-                        except MalformedLine as exc:
-                            raise UpstreamFailure(
-                                "cooldown", "MalformedAnswer", f"upstream sent {exc}"
-                            ) from None
-                        if held is not None:  # a notice is the whole answer: see what follows
-                            if text or nodes:
-                                yield held  # more came: an answer that merely starts like a notice
-                                held = None
-                            else:
-                                if finish:
-                                    held = Piece(held.text, finish)
+                    content, tail = resp.content, b""
+                    while True:
+                        data = await content.readany()  # b"": the end of the body
+                        batch, tail = split_lines(data, tail)
+                        for line in batch:
+                            if ended:
+                                continue  # drain to EOF so the connection goes back to the pool
+                            try:
+                                text, finish, ended, nodes = parse_line(line)
+                            except MalformedLine as exc:
+                                raise UpstreamFailure(
+                                    "cooldown", "MalformedAnswer", f"upstream sent {exc}"
+                                ) from None
+                            if held is not None:  # a notice is the whole answer: see what follows
+                                if text or nodes:
+                                    yield held  # more came: an answer that merely starts like a notice
+                                    held = None
+                                else:
+                                    if finish:
+                                        held = Piece(held.text, finish)
+                                    continue
+                            elif not completed and text and nodes is None and notice_reason(text) is not None:
+                                held, completed = Piece(text, finish), True
                                 continue
-                        elif not completed and text and nodes is None and notice_reason(text) is not None:
-                            held, completed = Piece(text, finish), True
-                            continue
-                        if nodes is None:  # the common line: a piece of text
-                            if text or ended:
+                            if nodes is None:  # the common line: a piece of text
+                                if text or ended:
+                                    completed = True
+                                    # (a turn that made calls ends on them)
+                                    yield Piece(
+                                        text,
+                                        "tool_calls" if ended and call_ids and finish == "stop" else finish,
+                                    )
+                                continue
+                            calls, usage = read_nodes(nodes, call_ids)
+                            if ended and call_ids and finish == "stop":
+                                finish = "tool_calls"
+                            if text or ended or calls or usage:
                                 completed = True
-                                # (a turn that made calls ends on them)
-                                yield Piece(
-                                    text, "tool_calls" if ended and call_ids and finish == "stop" else finish
-                                )
-                            continue
-                        calls, usage = read_nodes(nodes, call_ids)
-                        if ended and call_ids and finish == "stop":
-                            finish = "tool_calls"
-                        if text or ended or calls or usage:
-                            completed = True
-                            if usage is None:
-                                yield Piece(text, finish, tool_calls=calls)
-                            else:
-                                yield Piece(text, finish, usage[0], usage[1], calls)
+                                if usage is None:
+                                    yield Piece(text, finish, tool_calls=calls)
+                                else:
+                                    yield Piece(text, finish, usage[0], usage[1], calls)
+                        if not data:
+                            break
                     if held is not None:  # the notice was the whole answer: a suspicion to confirm
                         raise UpstreamFailure(
                             "notice",
