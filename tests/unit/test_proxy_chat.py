@@ -523,6 +523,17 @@ async def test_an_upstream_silent_mid_answer_fails_over_when_nothing_was_sent(in
     assert proxy.svc.health.get("t1").cooldown_reason == "Timeout"
 
 
+async def test_an_oversized_answer_line_fails_over_as_a_malformed_answer(inprocess_proxy, fake_upstream):
+    proxy = await pool(inprocess_proxy, fake_upstream, n=2)
+    huge = '{"text":"' + "a" * 600_000 + '"}'
+    fake_upstream.fault("tok1", raw_lines=['{"text":"x"}', huge, '{"text":"","stop_reason":1}'])
+    for _ in range(3):
+        out = await sdk(proxy).chat.completions.create(model="augment-chat", messages=MSGS)
+        assert out.choices[0].message.content == "Hello from the fake Augment upstream."
+    assert fake_upstream.stats()["tok1"]["requests"] == 1
+    assert proxy.svc.health.get("t1").cooldown_reason == "MalformedAnswer"
+
+
 async def test_a_slow_answer_whose_gaps_are_short_is_not_cut(inprocess_proxy, fake_upstream):
     """Eight lines 0.25 s apart take longer than the idle gap (1 s) in all: the gap is between
     two bytes, not the answer's length."""

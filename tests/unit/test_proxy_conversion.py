@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from tokenpool_proxy import openai_format as fmt
 from tokenpool_proxy.openai_conversion import conversation_from_openai
 from tokenpool_proxy.providers.augment import MalformedLine, parse_line
 from tokenpool_proxy.providers.augment_request import build_chat_body
+from tokenpool_proxy.providers.base import MAX_LINE_BYTES, LineTooLong, split_lines
 from tokenpool_proxy.schemas import BadRequest, ChatRequest, parse_chat_request
 from tokenpool_proxy.settings import ModelSpec
 
@@ -126,6 +129,36 @@ def test_ndjson_lines(line, expected):
 def test_malformed_ndjson_lines_are_an_error_not_an_empty_answer(line):
     with pytest.raises(MalformedLine):
         parse_line(line)
+
+
+def _split_as_arrived(body: bytes, cuts: list[int]) -> list[bytes]:
+    lines, tail = [], b""
+    for start, end in zip([0, *cuts], [*cuts, len(body)], strict=True):
+        batch, tail = split_lines(body[start:end], tail)
+        lines += batch
+    batch, tail = split_lines(b"", tail)
+    return lines + batch
+
+
+@given(
+    lines=st.lists(st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"")), max_size=8),
+    last_newline=st.booleans(),
+    cuts=st.lists(st.integers(min_value=0, max_value=300), max_size=6),
+)
+def test_lines_split_from_what_arrived_are_the_lines_sent_however_the_body_was_cut(lines, last_newline, cuts):
+    body = b"\n".join(lines) + (b"\n" if last_newline and lines else b"")
+    cuts = sorted({c for c in cuts if c <= len(body)})
+    got = _split_as_arrived(body, cuts)
+    # (a body that ends without a newline still ends its last line; empty lines are ignored)
+    assert [x for x in got if x] == [x for x in lines if x]
+
+
+def test_a_line_longer_than_the_limit_is_refused_even_unfinished():
+    assert _split_as_arrived(b"a" * MAX_LINE_BYTES + b"\nb", [70_000]) == [b"a" * MAX_LINE_BYTES, b"b"]
+    with pytest.raises(LineTooLong):
+        split_lines(b"{" + b"a" * MAX_LINE_BYTES + b"}\n", b"")
+    with pytest.raises(LineTooLong):  # the memory of an unfinished line is bounded too
+        split_lines(b"a" * 10, b"a" * MAX_LINE_BYTES)
 
 
 def test_stream_chunks_role_first_then_finish_usage_done():

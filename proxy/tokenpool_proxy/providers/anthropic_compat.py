@@ -30,6 +30,7 @@ from .base import (
     UpstreamEvent,
     UpstreamFailure,
     parse_retry_after,
+    split_lines,
     transport_failures,
 )
 
@@ -180,18 +181,24 @@ class AnthropicProvider:
                     raise classify_anthropic_failure(resp.status, text, resp.headers.get("Retry-After"))
                 try:
                     name, data, stopped = b"message", b"", False
-                    async for line in resp.content:
-                        line = line.rstrip(b"\r\n")
-                        if line.startswith(b"data:"):
-                            data = line[5:].strip()
-                        elif line.startswith(b"event:"):
-                            name = line[6:].strip()
-                        elif not line and data:
-                            piece = reader.piece(name, data)
-                            name, data = b"message", b""
-                            if piece is not None and not stopped:
-                                stopped = piece.finish_reason is not None
-                                yield piece
+                    content, tail = resp.content, b""
+                    while True:
+                        arrived = await content.readany()  # b"": the end of the body
+                        batch, tail = split_lines(arrived, tail)
+                        for line in batch:
+                            line = line.rstrip(b"\r")
+                            if line.startswith(b"data:"):
+                                data = line[5:].strip()
+                            elif line.startswith(b"event:"):
+                                name = line[6:].strip()
+                            elif not line and data:
+                                piece = reader.piece(name, data)
+                                name, data = b"message", b""
+                                if piece is not None and not stopped:
+                                    stopped = piece.finish_reason is not None
+                                    yield piece
+                        if not arrived:
+                            break
                     if data and not stopped and (piece := reader.piece(name, data)) is not None:
                         stopped = piece.finish_reason is not None  # a last event without its blank line
                         yield piece

@@ -126,9 +126,9 @@ class ChatProvider(Protocol):
     ) -> AsyncIterator[Piece]: ...
 
 
-# The longest line of an answer the proxy reads (aiohttp's ``readline`` allowed as much: twice its
-# 64 KiB read buffer). A longer one breaks the stream (MalformedAnswer) and bounds its memory.
-MAX_LINE_BYTES = 2**17
+# The longest line of an answer the proxy reads (as much as aiohttp's ``readline`` allowed: twice
+# its 256 KiB read buffer). A longer one breaks the stream (MalformedAnswer) and bounds its memory.
+MAX_LINE_BYTES = 2**19
 
 
 class LineTooLong(ValueError):

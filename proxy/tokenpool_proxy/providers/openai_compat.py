@@ -21,7 +21,15 @@ from tokenpool.upstream.signals import REJECTED_STATUSES
 from ..messages_schema import MessagesRequest
 from ..schemas import BadRequest, ChatRequest
 from ..settings import ModelSpec
-from .base import FinishReason, Piece, ToolCall, UpstreamFailure, parse_retry_after, transport_failures
+from .base import (
+    FinishReason,
+    Piece,
+    ToolCall,
+    UpstreamFailure,
+    parse_retry_after,
+    split_lines,
+    transport_failures,
+)
 
 
 def classify_openai_failure(status: int, text: str, retry_after: str | None) -> UpstreamFailure:
@@ -148,15 +156,21 @@ class OpenAIProvider:
                     text = (await resp.content.read(4096)).decode("utf-8", "replace")
                     raise classify_openai_failure(resp.status, text, resp.headers.get("Retry-After"))
                 try:
-                    async for line in resp.content:
-                        if not line.startswith(b"data:"):
-                            continue
-                        data = line[5:].strip()
-                        if data == b"[DONE]":
-                            continue  # drain to EOF so the connection goes back to the pool
-                        piece = parse_event(data)
-                        if piece is not None:
-                            yield piece
+                    content, tail = resp.content, b""
+                    while True:
+                        data = await content.readany()  # b"": the end of the body
+                        batch, tail = split_lines(data, tail)
+                        for line in batch:
+                            if not line.startswith(b"data:"):
+                                continue
+                            event = line[5:].strip()
+                            if event == b"[DONE]":
+                                continue  # drain to EOF so the connection goes back to the pool
+                            piece = parse_event(event)
+                            if piece is not None:
+                                yield piece
+                        if not data:
+                            break
                 except (GeneratorExit, asyncio.CancelledError):
                     resp.close()  # the client left: cut the upstream request, do not pool it
                     raise
