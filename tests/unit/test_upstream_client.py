@@ -82,3 +82,32 @@ async def test_silence_longer_than_the_gap_is_cut_at_the_gap(lines):
     # Never before the gap (the timer works in whole milliseconds); the upper bound is generous
     # for a loaded machine: the point is that it ends.
     assert GAP_S - 0.002 <= silent_for < GAP_S + 3
+
+
+async def test_a_reader_slower_than_the_gap_is_not_the_upstreams_silence():
+    """4 MiB at once, read with a pause longer than the gap: aiohttp pauses the socket once its
+    buffer is full (and with it the clock), resumes it as the reader catches up, and every byte
+    arrives."""
+    block = b"x" * 65_535 + b"\n"
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(HEAD + _chunk(block) * 64 + b"0\r\n\r\n")
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    session = upstream_session(ProxySettings(read_timeout_seconds=GAP_S))
+    try:
+        async with server, session, session.get(url) as resp:
+            protocol = resp.connection.protocol if resp.connection else None
+            assert isinstance(protocol, IdleGapProtocol)
+            got = len(await resp.content.readany())
+            await asyncio.sleep(GAP_S * 1.6)
+            assert protocol._reading_paused, "the buffer should be full by now: the test needs a pause"
+            while data := await resp.content.readany():
+                got += len(data)
+    finally:
+        server.close()
+    assert got == len(block) * 64
