@@ -279,9 +279,12 @@ async def stream(a: Attempts, dialect: Dialect) -> Response:
     outcome: dict[str, Any] = {"ok": False, "closed": False, "counts": None, "failed": False}
     finish: list[FinishReason] = []
 
+    deadline = started + a.svc.settings.upstream_deadline_seconds
+    clock = time.perf_counter
+
     def event(piece: Piece) -> bytes:
         """What the client gets for one piece (``b""``: nothing)."""
-        if (late := a.overdue(started)) is not None:
+        if clock() > deadline and (late := a.overdue(started)) is not None:
             raise late
         if not (piece.prompt_tokens is None and piece.completion_tokens is None and piece.credits is None):
             counted.append(piece)

@@ -24,7 +24,8 @@ from .settings import ProxySettings
 
 
 class IdleGapProtocol(ResponseHandler):
-    """aiohttp's response protocol with a lazily re-armed ``sock_read`` timer (module docstring).
+    """aiohttp's response protocol with a lazily re-armed ``sock_read`` timer (module docstring),
+    and no resume of reading that was never paused.
 
     aiohttp calls ``_reschedule_timeout`` when the clock (re)starts: at the end of the request,
     on every read from the socket, when reading resumes; ``_drop_timeout`` stops it. The
@@ -44,6 +45,13 @@ class IdleGapProtocol(ResponseHandler):
         self._last_read = now = self._loop.time()
         if self._read_timeout_handle is None:
             self._read_timeout_handle = self._loop.call_at(now + timeout, self._check_idle)
+
+    def resume_reading(self, resume_parser: bool = True) -> None:
+        """aiohttp's reader asks to resume after every read that leaves its buffer low, paused
+        or not (a parser call and a transport call per relayed chunk); only a paused connection
+        has anything to resume: the transport, and the parse of what arrived while paused."""
+        if self._reading_paused or self._buffer_paused:
+            super().resume_reading(resume_parser)
 
     def _check_idle(self) -> None:
         self._read_timeout_handle = None

@@ -546,6 +546,21 @@ async def test_a_slow_answer_whose_gaps_are_short_is_not_cut(inprocess_proxy, fa
     assert proxy.svc.health.routable(proxy.svc.index.upstreams()[0])
 
 
+async def test_a_stream_past_the_overall_deadline_ends_with_an_error_event(inprocess_proxy, fake_upstream):
+    """The same deadline once the stream is committed: the stream ends with the documented error
+    event, and the token gets no verdict."""
+    fake_upstream.configure(chunks=20, delay_ms=300)
+    proxy = await pool(
+        inprocess_proxy, fake_upstream, n=1, read_timeout_seconds=2, upstream_deadline_seconds=1
+    )
+    stream = await sdk(proxy).chat.completions.create(model="augment-chat", messages=MSGS, stream=True)
+    with pytest.raises(openai.APIError) as info:
+        async for _ in stream:
+            pass
+    assert "(DeadlineExceeded)" in str(info.value)
+    assert proxy.svc.health.routable(proxy.svc.index.upstreams()[0])
+
+
 async def _upstream_busy(fake):
     return fake.stats().get("tok0", {}).get("in_flight") == 1
 
