@@ -140,9 +140,10 @@ def split_lines(data: bytes, tail: bytes) -> tuple[list[bytes], bytes]:
     line ``tail`` before it; returns them and the new unfinished line. ``data=b""`` (the end of
     the body): the unfinished line is the last line.
 
-    Providers read what arrived (``readany``) and split it here rather than ``readline`` per
-    line: one read, one task wake-up per arrival however many lines it holds (relay CPU per
-    chunk, bench/README.md "Open streams").
+    Providers read what arrived (``readany``) and split it here rather than calling ``readline``
+    per line: one read and one task wake-up per arrival however many lines it holds, and no
+    search-and-copy loop per line in aiohttp's reader (relay CPU per chunk, bench/README.md
+    "Open streams").
     """
     if not data:
         return ([tail] if tail else []), b""
