@@ -28,6 +28,11 @@ def _wait(predicate: Callable[[], Any], what: str = "") -> Any:
     return wait_for(predicate, timeout=WAIT, what=what)
 
 
+def _reasons(pool: Pool, name: str) -> set[tuple[str, str]]:
+    """(type, reason) of the Events about ``name``."""
+    return {(t, r) for t, r, _ in pool.events(name)}
+
+
 def _account(pool: Pool, name: str) -> dict[str, Any]:
     return dict((pool.get(c.KIND_UPSTREAM, name).get("status") or {}).get("account") or {})
 
@@ -106,7 +111,7 @@ def test_a_spent_account_is_retired_and_replaced(
     _wait(lambda: [t["token"] for t in plugin.list_tokens()] == [creds[other]], what="proxy")
     print(f"spent account retired and replaced at the proxy in {time.monotonic() - spent_at:.1f}s")
     assert pool.condition(c.KIND_UPSTREAM, first, "Healthy")["status"] == "True"  # its own verdict
-    assert ("Warning", "Depleted") in {(t, r) for t, r, _ in pool.events(first)}
+    _wait(lambda: ("Warning", "Depleted") in _reasons(pool, first), what="Depleted Event")
     # Retired accounts are re-read daily, not at the usable accounts' pace.
     next_at = datetime.fromisoformat(_account(pool, first)["nextCheckAt"].replace("Z", "+00:00"))
     assert next_at - datetime.now(UTC) > timedelta(hours=23)
@@ -115,8 +120,9 @@ def test_a_spent_account_is_retired_and_replaced(
     _knobs(fake_upstream, creds[first], credits_remaining=10, depleted=False)
     pool.patch(c.KIND_UPSTREAM, first, {"metadata": {"annotations": {c.ANNOTATION_CHECK_NOW: "1"}}})
     _wait(lambda: pool.reason(c.KIND_UPSTREAM, first, "AccountActive") == "Active")
-    assert ("Normal", "Active") in {(t, r) for t, r, _ in pool.events(first)}
-    assert pool.upstream_route(first).healthy
+    # The Event is posted after the condition is written (Kopf posts Events on its own): wait.
+    _wait(lambda: ("Normal", "Active") in _reasons(pool, first), what="Active Event")
+    _wait(lambda: pool.upstream_route(first).healthy, what="the route usable again")
 
 
 def test_a_switched_off_endpoint_is_unknown_not_bad(
