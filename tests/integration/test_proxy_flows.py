@@ -34,6 +34,17 @@ def make_pool(pool, fake, names=("t1", "t2", "t3"), user="alice", **token_spec):
     return pt
 
 
+def mixed_pool(pool, user, tokens):
+    """UpstreamTokens of several providers, ``(name, provider, endpoint)`` each, all allocated to
+    ``user``; returns the user's personal token."""
+    for name, provider, endpoint in tokens:
+        pool.credential(f"{name}-cred", f"cred-{name}-" + "0" * 40)
+        pool.token(name, provider=provider, endpoint=endpoint)
+    pool.user(user)
+    pool.allocation(f"{user}-all", user=user, tokens=[name for name, _, _ in tokens])
+    return wait_for(lambda: pool.personal_token(user), timeout=30, what="personal token generated")
+
+
 @pytest.fixture
 def stack(namespace, pool, operator_process, proxy_process, fake_upstream):
     operator_process(namespace)
@@ -177,15 +188,8 @@ def test_agent_clients_over_augment_and_an_anthropic_upstream(
     operator_process(namespace)
     models = '[{"id":"augment-agent"},{"id":"claude-x","provider":"Anthropic","upstream_model":"up-claude"}]'
     proxy = proxy_process(namespace, anthropic_models=models)
-    for name, provider, endpoint in (
-        ("t1", "Augment", fake_upstream.tenant("t1")),
-        ("a1", "Anthropic", fake_upstream.url + "a1"),
-    ):
-        pool.credential(f"{name}-cred", f"cred-{name}-" + "0" * 40)
-        pool.token(name, provider=provider, endpoint=endpoint)
-    pool.user("carol")
-    pool.allocation("carol-all", user="carol", tokens=["t1", "a1"])
-    pt = wait_for(lambda: pool.personal_token("carol"), timeout=30, what="personal token generated")
+    tokens = [("t1", "Augment", fake_upstream.tenant("t1")), ("a1", "Anthropic", fake_upstream.url + "a1")]
+    pt = mixed_pool(pool, "carol", tokens)
     wait_for(lambda: served(proxy, pt, 1), timeout=30, what="proxy serves the new user")  # its Augment token
     wait_for(lambda: answers(proxy, pt, "claude-x"), timeout=30, what="proxy serves the Anthropic token")
     fake_upstream.reset()
@@ -221,15 +225,8 @@ def test_credits_an_upstream_reports_are_counted_per_user_token_and_day(
     operator_process(namespace)
     models = '[{"id":"augment-chat"},{"id":"gpt-x","provider":"OpenAI","upstream_model":"up-gpt"}]'
     proxy = proxy_process(namespace, models=models, usage_flush_interval_seconds=1)
-    for name, provider, endpoint in (
-        ("t1", "Augment", fake_upstream.tenant("t1")),
-        ("o1", "OpenAI", fake_upstream.url + "o1/"),
-    ):
-        pool.credential(f"{name}-cred", f"cred-{name}-" + "0" * 40)
-        pool.token(name, provider=provider, endpoint=endpoint)
-    pool.user("dora")
-    pool.allocation("dora-all", user="dora", tokens=["t1", "o1"])
-    pt = wait_for(lambda: pool.personal_token("dora"), timeout=30, what="personal token generated")
+    tokens = [("t1", "Augment", fake_upstream.tenant("t1")), ("o1", "OpenAI", fake_upstream.url + "o1/")]
+    pt = mixed_pool(pool, "dora", tokens)
     fake_upstream.fault("cred-o1-" + "0" * 40, cost=0.1)
     client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=pt, max_retries=0)
 
