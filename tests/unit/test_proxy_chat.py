@@ -1,43 +1,22 @@
 """The chat path in-process (ASGI) against the real fake-upstream server: conversion on the wire,
-streaming, failover for every fault kind, caps, disconnects, and bad input → documented 4xx."""
+streaming, failover for every fault kind, caps and bad input → documented 4xx (time limits and
+clients leaving: test_proxy_time_limits.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 
-import httpx
 import openai
 import pytest
 
-from tests.support.proxy_routes import new_personal_token, upstream_route, user_route
+from tests.support.chat_pool import MSGS, PT, augment_pool, sdk
+from tests.support.proxy_routes import upstream_route, user_route
 from tests.support.waiting import async_wait_for
-
-PT = new_personal_token()
-MSGS = [
-    {"role": "system", "content": "Be brief."},
-    {"role": "user", "content": "q1"},
-    {"role": "assistant", "content": "a1"},
-    {"role": "user", "content": "q2"},
-]
-
-
-async def pool(inprocess_proxy, fake, n=3, **settings):
-    ups = [upstream_route(f"t{i}", fake.tenant(f"t{i}"), token=f"tok{i}") for i in range(n)]
-    settings.setdefault("cooldown_base_seconds", 60)
-    return await inprocess_proxy(
-        users=[user_route("alice", PT, [u.name for u in ups])], upstreams=ups, **settings
-    )
-
-
-def sdk(proxy) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url="http://proxy/v1", api_key=PT, http_client=proxy.client, max_retries=0)
 
 
 async def test_non_stream_with_the_openai_sdk_and_the_wire_format(inprocess_proxy, fake_upstream):
     fake_upstream.configure(text="Hello there, world!", chunks=4)
-    proxy = await pool(inprocess_proxy, fake_upstream, n=1)
+    proxy = await augment_pool(inprocess_proxy, fake_upstream, n=1)
     out = await sdk(proxy).chat.completions.create(model="augment-chat", messages=MSGS)
     assert out.choices[0].message.content == "Hello there, world!"
     assert out.choices[0].finish_reason == "stop"
@@ -54,7 +33,7 @@ async def test_non_stream_with_the_openai_sdk_and_the_wire_format(inprocess_prox
 
 async def test_stream_with_the_openai_sdk_and_usage(inprocess_proxy, fake_upstream):
     fake_upstream.configure(text="abcdefghij", chunks=5, stop="done")
-    proxy = await pool(inprocess_proxy, fake_upstream, n=1)
+    proxy = await augment_pool(inprocess_proxy, fake_upstream, n=1)
     stream = await sdk(proxy).chat.completions.create(
         model="augment-agent", messages=MSGS, stream=True, stream_options={"include_usage": True}
     )
@@ -69,7 +48,7 @@ async def test_stream_with_the_openai_sdk_and_usage(inprocess_proxy, fake_upstre
 
 async def test_stream_that_just_ends_is_still_an_answer(inprocess_proxy, fake_upstream):
     fake_upstream.configure(text="tail", chunks=2, stop="eof")
-    proxy = await pool(inprocess_proxy, fake_upstream, n=1)
+    proxy = await augment_pool(inprocess_proxy, fake_upstream, n=1)
     out = await sdk(proxy).chat.completions.create(model="augment-chat", messages=MSGS)
     assert out.choices[0].message.content == "tail"
 
@@ -91,7 +70,7 @@ async def test_failover_one_bad_token_of_three(
 ):
     # The idle gap only has to catch "hang": generous, so a slow healthy answer on a loaded
     # machine never puts a good token into a cool-down.
-    proxy = await pool(inprocess_proxy, fake_upstream, read_timeout_seconds=2)
+    proxy = await augment_pool(inprocess_proxy, fake_upstream, read_timeout_seconds=2)
     fake_upstream.fault("tok1", fault, **spec)
     client = sdk(proxy)
     for _ in range(6):
@@ -129,7 +108,7 @@ NOTICES = [
 async def test_account_notice_is_confirmed_by_a_probe_and_not_failed_over(
     inprocess_proxy, fake_upstream, fault, reason, verdict, stream
 ):
-    proxy = await pool(inprocess_proxy, fake_upstream, blocked_cooldown_seconds=600)
+    proxy = await augment_pool(inprocess_proxy, fake_upstream, blocked_cooldown_seconds=600)
     fake_upstream.fault("tok1", fault)
     client = sdk(proxy)
     refused = 0
@@ -178,7 +157,7 @@ async def test_a_prompt_that_makes_the_model_say_a_notice_changes_no_health(
     """The fake upstream echoes the prompt: a user asking the model to say a notice gets it back
     as the answer, and no token's health changes (at most one probe per token per ttl)."""
     fake_upstream.configure(echo=True, chunks=chunks)
-    proxy = await pool(inprocess_proxy, fake_upstream)
+    proxy = await augment_pool(inprocess_proxy, fake_upstream)
     client = sdk(proxy)
     for i in range(4):
         messages = [{"role": "user", "content": text}]
@@ -206,7 +185,7 @@ async def test_a_prompt_that_makes_the_model_say_a_notice_changes_no_health(
 async def test_upstream_rejecting_the_request_is_the_clients_4xx_without_failover(
     inprocess_proxy, fake_upstream
 ):
-    proxy = await pool(inprocess_proxy, fake_upstream)
+    proxy = await augment_pool(inprocess_proxy, fake_upstream)
     for token in ("tok0", "tok1", "tok2"):
         fake_upstream.fault(token, "server_error", status=413)
     with pytest.raises(openai.APIStatusError) as info:
@@ -217,7 +196,7 @@ async def test_upstream_rejecting_the_request_is_the_clients_4xx_without_failove
 
 
 async def test_bad_requests_never_lease_a_token(inprocess_proxy, fake_upstream):
-    proxy = await pool(inprocess_proxy, fake_upstream)
+    proxy = await augment_pool(inprocess_proxy, fake_upstream)
     auth = {"Authorization": f"Bearer {PT}"}
     image = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]
     for body, code in (
@@ -232,7 +211,7 @@ async def test_bad_requests_never_lease_a_token(inprocess_proxy, fake_upstream):
 
 
 async def test_mid_stream_failure_ends_the_stream_with_an_error_event(inprocess_proxy, fake_upstream):
-    proxy = await pool(inprocess_proxy, fake_upstream, n=1)
+    proxy = await augment_pool(inprocess_proxy, fake_upstream, n=1)
     fake_upstream.fault("tok0", "drop", after_chunks=2)
     r = await proxy.client.post(
         "/v1/chat/completions",
@@ -250,7 +229,7 @@ async def test_mid_stream_failure_ends_the_stream_with_an_error_event(inprocess_
 
 
 async def test_every_token_failing_is_a_502_and_then_503_while_resting(inprocess_proxy, fake_upstream):
-    proxy = await pool(inprocess_proxy, fake_upstream, n=2)
+    proxy = await augment_pool(inprocess_proxy, fake_upstream, n=2)
     for tok in ("tok0", "tok1"):
         fake_upstream.fault(tok, "server_error")
     r = await proxy.client.post(
@@ -270,7 +249,7 @@ async def test_every_token_failing_is_a_502_and_then_503_while_resting(inprocess
 
 async def test_concurrency_cap_holds_under_parallel_load(inprocess_proxy, fake_upstream):
     fake_upstream.configure(delay_ms=20, chunks=3)
-    proxy = await pool(inprocess_proxy, fake_upstream, n=2, slot_wait_seconds=10)
+    proxy = await augment_pool(inprocess_proxy, fake_upstream, n=2, slot_wait_seconds=10)
     client = sdk(proxy)
     results = await asyncio.gather(
         *[client.chat.completions.create(model="augment-chat", messages=MSGS) for _ in range(8)]
@@ -283,7 +262,7 @@ async def test_concurrency_cap_holds_under_parallel_load(inprocess_proxy, fake_u
 
 async def test_busy_pool_answers_429_with_retry_after(inprocess_proxy, fake_upstream):
     fake_upstream.configure(delay_ms=300, chunks=2)
-    proxy = await pool(inprocess_proxy, fake_upstream, n=1, slot_wait_seconds=0.05)
+    proxy = await augment_pool(inprocess_proxy, fake_upstream, n=1, slot_wait_seconds=0.05)
     h = {"Authorization": f"Bearer {PT}"}
     body = {"model": "augment-chat", "messages": MSGS}
     slow = asyncio.create_task(proxy.client.post("/v1/chat/completions", headers=h, json=body))
@@ -296,32 +275,6 @@ async def test_busy_pool_answers_429_with_retry_after(inprocess_proxy, fake_upst
 
 async def _in_flight(proxy, name):
     return proxy.svc.health.get(name).in_flight > 0
-
-
-async def test_client_disconnect_cancels_upstream_and_frees_the_slot(inprocess_proxy, fake_upstream):
-    fake_upstream.configure(delay_ms=10_000, chunks=3)
-    proxy = await pool(inprocess_proxy, fake_upstream, n=1)
-    url = await proxy.serve()
-    async with (
-        httpx.AsyncClient(base_url=url) as client,
-        client.stream(
-            "POST",
-            "/v1/chat/completions",
-            headers={"Authorization": f"Bearer {PT}"},
-            json={"model": "augment-chat", "messages": MSGS, "stream": True},
-        ) as r,
-    ):
-        async for line in r.aiter_lines():
-            if line.startswith("data:"):
-                break
-        assert proxy.svc.health.get("t0").in_flight == 1
-        assert fake_upstream.stats()["tok0"]["in_flight"] == 1
-    # The client went away during a 10 s silence of the upstream: both sides are freed now.
-    await async_wait_for(lambda: _free(proxy, fake_upstream), timeout=5, what="slot and upstream freed")
-
-
-async def _free(proxy, fake):
-    return proxy.svc.health.get("t0").in_flight == 0 and fake.stats()["tok0"]["in_flight"] == 0
 
 
 BAD = [
@@ -341,7 +294,7 @@ BAD = [
 
 @pytest.mark.parametrize(("body", "status", "code"), BAD)
 async def test_bad_input_is_a_documented_4xx(inprocess_proxy, fake_upstream, body, status, code):
-    proxy = await pool(inprocess_proxy, fake_upstream, n=1)
+    proxy = await augment_pool(inprocess_proxy, fake_upstream, n=1)
     r = await proxy.client.post(
         "/v1/chat/completions",
         content=body,
@@ -356,7 +309,7 @@ async def test_bad_input_is_a_documented_4xx(inprocess_proxy, fake_upstream, bod
 
 
 async def test_auth_and_size_errors(inprocess_proxy, fake_upstream):
-    proxy = await pool(inprocess_proxy, fake_upstream, n=1, max_body_bytes=1000)
+    proxy = await augment_pool(inprocess_proxy, fake_upstream, n=1, max_body_bytes=1000)
     ok = {"model": "augment-chat", "messages": MSGS}
     r = await proxy.client.post("/v1/chat/completions", json=ok)
     assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
@@ -425,153 +378,13 @@ async def test_openai_compatible_upstream_pass_through(inprocess_proxy, fake_ups
     assert r.status_code == 404  # not in this deployment's model list
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["non-stream", "stream-before-first-byte"])
-async def test_client_leaving_while_the_upstream_is_silent_frees_everything(
-    inprocess_proxy, fake_upstream, stream
-):
-    fake_upstream.configure(first_delay_ms=10_000)
-    proxy = await pool(inprocess_proxy, fake_upstream, n=1)
-    url = await proxy.serve()
-    async with httpx.AsyncClient(base_url=url) as client:
-        request = client.post(
-            "/v1/chat/completions",
-            headers={"Authorization": f"Bearer {PT}"},
-            json={"model": "augment-chat", "messages": MSGS, "stream": stream},
-            timeout=0.5,
-        )
-        waiting = asyncio.ensure_future(request)
-        await async_wait_for(lambda: _upstream_busy(fake_upstream), what="request reached the upstream")
-        with pytest.raises(httpx.ReadTimeout):
-            await waiting  # the client gives up and closes its connection
-    await async_wait_for(lambda: _free(proxy, fake_upstream), timeout=5, what="slot and upstream freed")
-    assert proxy.svc.usage.upstream_counter("t0").count == 1  # the attempt is counted all the same
-    assert proxy.svc.metrics.attempts.labels("t0", "ClientClosed")._value.get() == 1
-
-
-async def test_client_leaving_mid_stream_is_counted(inprocess_proxy, fake_upstream):
-    fake_upstream.configure(chunks=4, delay_ms=3_000)
-    proxy = await pool(inprocess_proxy, fake_upstream, n=1)
-    url = await proxy.serve()
-    async with httpx.AsyncClient(base_url=url) as client:
-        body = {"model": "augment-chat", "messages": MSGS, "stream": True}
-        async with client.stream(
-            "POST", "/v1/chat/completions", headers={"Authorization": f"Bearer {PT}"}, json=body
-        ) as resp:
-            async for line in resp.aiter_lines():
-                if line.startswith("data:"):
-                    break  # the first chunk arrived: leave
-    await async_wait_for(lambda: _free(proxy, fake_upstream), timeout=5, what="slot and upstream freed")
-    assert proxy.svc.usage.upstream_counter("t0").count == 1
-    assert proxy.svc.metrics.attempts.labels("t0", "ClientClosed")._value.get() == 1
-
-
-async def test_every_upstream_call_has_an_overall_deadline(inprocess_proxy, fake_upstream):
-    """A slow but never silent answer (a line every 0.3 s, below the idle gap) ends at the
-    deadline: 504, not retried elsewhere, and no verdict on the token."""
-    fake_upstream.configure(chunks=20, delay_ms=300)
-    proxy = await pool(
-        inprocess_proxy, fake_upstream, n=2, read_timeout_seconds=2, upstream_deadline_seconds=1
-    )
-    with pytest.raises(openai.APIStatusError) as info:
-        await sdk(proxy).chat.completions.create(model="augment-chat", messages=MSGS)
-    assert info.value.status_code == 504 and info.value.body["code"] == "upstream_deadline_exceeded"
-    assert sum(s["requests"] for s in fake_upstream.stats().values()) == 1
-    assert all(proxy.svc.health.routable(r) for r in proxy.svc.index.upstreams())
-
-
-async def test_an_upstream_silent_mid_stream_is_cut_after_the_idle_gap(inprocess_proxy, fake_upstream):
-    """Two lines, then silence with the connection open: once the upstream has been silent for
-    ``read_timeout_seconds`` (not before) the stream ends with the documented error event, the
-    token rests (``Timeout``) and the attempt counts as an error."""
-    gap = 1.0
-    fake_upstream.configure(text="abcdefgh", chunks=4)
-    proxy = await pool(inprocess_proxy, fake_upstream, n=1, read_timeout_seconds=gap)
-    fake_upstream.fault("tok0", "stall", after_chunks=2)
-    url = await proxy.serve()
-    events: list[tuple[float, str]] = []
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-        body = {"model": "augment-chat", "messages": MSGS, "stream": True}
-        async with client.stream(
-            "POST", "/v1/chat/completions", headers={"Authorization": f"Bearer {PT}"}, json=body
-        ) as resp:
-            assert resp.status_code == 200
-            async for line in resp.aiter_lines():
-                if line.startswith("data:"):
-                    events.append((time.perf_counter(), line[5:].strip()))
-    payloads = [json.loads(data) for _, data in events[:-1]]
-    assert events[-1][1] == "[DONE]"
-    assert "".join(p["choices"][0]["delta"].get("content") or "" for p in payloads[:-1]) == "abcd"
-    assert payloads[-1]["error"]["code"] == "upstream_stream_failed"
-    assert "(Timeout)" in payloads[-1]["error"]["message"]
-    silent_for = events[-2][0] - events[-3][0]  # last text chunk -> error event, at the client
-    print(f"stream cut {silent_for:.3f} s after its last chunk (idle gap {gap} s)")
-    assert gap - 0.05 <= silent_for < gap + 5
-    state = proxy.svc.health.get("t0")
-    assert state.cooldown_reason == "Timeout" and state.cooling(proxy.svc.health.clock())
-    assert proxy.svc.metrics.attempts.labels("t0", "Timeout")._value.get() == 1
-
-
-async def test_an_upstream_silent_mid_answer_fails_over_when_nothing_was_sent(inprocess_proxy, fake_upstream):
-    """A non-streamed answer is gathered whole: silence after two lines fails over to another
-    token, and the silent one rests (``Timeout``)."""
-    proxy = await pool(inprocess_proxy, fake_upstream, n=2, read_timeout_seconds=1)
-    fake_upstream.fault("tok1", "stall", after_chunks=2)
-    for _ in range(3):
-        out = await sdk(proxy).chat.completions.create(model="augment-chat", messages=MSGS)
-        assert out.choices[0].message.content == "Hello from the fake Augment upstream."
-    assert fake_upstream.stats()["tok1"]["requests"] == 1
-    assert proxy.svc.health.get("t1").cooldown_reason == "Timeout"
-
-
-async def test_an_oversized_answer_line_fails_over_as_a_malformed_answer(inprocess_proxy, fake_upstream):
-    proxy = await pool(inprocess_proxy, fake_upstream, n=2)
-    huge = '{"text":"' + "a" * 600_000 + '"}'
-    fake_upstream.fault("tok1", raw_lines=['{"text":"x"}', huge, '{"text":"","stop_reason":1}'])
-    for _ in range(3):
-        out = await sdk(proxy).chat.completions.create(model="augment-chat", messages=MSGS)
-        assert out.choices[0].message.content == "Hello from the fake Augment upstream."
-    assert fake_upstream.stats()["tok1"]["requests"] == 1
-    assert proxy.svc.health.get("t1").cooldown_reason == "MalformedAnswer"
-
-
-async def test_a_slow_answer_whose_gaps_are_short_is_not_cut(inprocess_proxy, fake_upstream):
-    """Eight lines 0.25 s apart take longer than the idle gap (1 s) in all: the gap is between
-    two bytes, not the answer's length."""
-    fake_upstream.configure(text="abcdefgh", chunks=8, delay_ms=250)
-    proxy = await pool(inprocess_proxy, fake_upstream, n=1, read_timeout_seconds=1)
-    started = time.perf_counter()
-    out = await sdk(proxy).chat.completions.create(model="augment-chat", messages=MSGS)
-    print(f"answer took {time.perf_counter() - started:.2f} s (idle gap 1 s)")
-    assert out.choices[0].message.content == "abcdefgh"
-    assert proxy.svc.health.routable(proxy.svc.index.upstreams()[0])
-
-
-async def test_a_stream_past_the_overall_deadline_ends_with_an_error_event(inprocess_proxy, fake_upstream):
-    """The same deadline once the stream is committed: the stream ends with the documented error
-    event, and the token gets no verdict."""
-    fake_upstream.configure(chunks=20, delay_ms=300)
-    proxy = await pool(
-        inprocess_proxy, fake_upstream, n=1, read_timeout_seconds=2, upstream_deadline_seconds=1
-    )
-    stream = await sdk(proxy).chat.completions.create(model="augment-chat", messages=MSGS, stream=True)
-    with pytest.raises(openai.APIError) as info:
-        async for _ in stream:
-            pass
-    assert "(DeadlineExceeded)" in str(info.value)
-    assert proxy.svc.health.routable(proxy.svc.index.upstreams()[0])
-
-
-async def _upstream_busy(fake):
-    return fake.stats().get("tok0", {}).get("in_flight") == 1
-
-
 async def test_a_failover_is_one_error_on_a_one_success_on_b_and_one_request_for_the_user(
     inprocess_proxy, fake_upstream
 ):
     """The documented counting rule (docs/usage.md), through the real chat route and usage service."""
     from tokenpool_proxy.usage.counters import upstream_key
 
-    proxy = await pool(inprocess_proxy, fake_upstream, n=2)
+    proxy = await augment_pool(inprocess_proxy, fake_upstream, n=2)
     fake_upstream.fault("tok0", "server_error", status=503)
     out = await sdk(proxy).chat.completions.create(model="augment-chat", messages=MSGS)
     assert out.choices[0].message.content == "Hello from the fake Augment upstream."

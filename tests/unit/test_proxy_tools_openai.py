@@ -11,9 +11,9 @@ from typing import Any
 import openai
 import pytest
 
-from tests.support.proxy_routes import new_personal_token, upstream_route, user_route
+from tests.support.chat_pool import PT, augment_pool, sdk
+from tests.support.proxy_routes import upstream_route, user_route
 
-PT = new_personal_token()
 TOOLS = [
     {
         "type": "function",
@@ -36,14 +36,6 @@ ASK = 'What is it like? call get_weather {"city": "Paris"} and call get_time {"t
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n-not-really-a-png").decode()
 
 
-async def augment_pool(inprocess_proxy, fake, n=2, **settings):
-    ups = [upstream_route(f"t{i}", fake.tenant(f"t{i}"), token=f"tok{i}") for i in range(n)]
-    settings.setdefault("cooldown_base_seconds", 60)
-    return await inprocess_proxy(
-        users=[user_route("alice", PT, [u.name for u in ups])], upstreams=ups, **settings
-    )
-
-
 async def openai_pool(inprocess_proxy, fake, n=2):
     from tokenpool_proxy.settings import ModelSpec
 
@@ -56,10 +48,6 @@ async def openai_pool(inprocess_proxy, fake, n=2):
         models=(ModelSpec(id="gpt-x", provider="OpenAI", upstream_model="upstream-x"),),
         cooldown_base_seconds=60,
     )
-
-
-def sdk(proxy) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url="http://proxy/v1", api_key=PT, http_client=proxy.client, max_retries=0)
 
 
 async def ask(client: openai.AsyncOpenAI, model: str, messages: list[Any], stream: bool) -> dict[str, Any]:
@@ -195,7 +183,8 @@ async def test_a_tool_call_answer_fails_over_on_the_first_attempt(
     inprocess_proxy, fake_upstream, stream, provider
 ):
     if provider == "augment":
-        proxy, model, first_token = await augment_pool(inprocess_proxy, fake_upstream), "augment-chat", "tok0"
+        proxy = await augment_pool(inprocess_proxy, fake_upstream, n=2)
+        model, first_token = "augment-chat", "tok0"
     else:
         proxy, model, first_token = await openai_pool(inprocess_proxy, fake_upstream), "gpt-x", "sk-0"
     fake_upstream.fault(first_token, "server_error")  # the balancer's first pick (ties: compiled order)
