@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from tests.support.waiting import async_wait_for
+
 CHAT = {"model": "augment-chat", "messages": [{"role": "user", "content": "count me"}]}
 
 
@@ -56,11 +58,13 @@ class LoadLoop:
         self.figures.seconds = time.monotonic() - self._started
 
     async def wait_for_successes(self, n: int, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while self.figures.ok < n:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"load reached only {self.figures}")
-            await asyncio.sleep(0.05)
+        async def reached() -> bool:
+            return self.figures.ok >= n
+
+        try:
+            await async_wait_for(reached, timeout=timeout, what=f"{n} answered requests")
+        except TimeoutError as exc:
+            raise TimeoutError(f"load reached only {self.figures}") from exc
 
     async def _worker(self) -> None:
         headers = {"Authorization": f"Bearer {self.token}"}
